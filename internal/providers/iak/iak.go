@@ -1,0 +1,207 @@
+// Package iak checks postpaid payment status with IAK (mobilepulsa):
+// POST {base}/api/v1/bill/check with commands "checkstatus", signed with
+// md5(username + api_key + "cs") as seed 002 documents.
+package iak
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/statusbridge/statusbridge/internal/providers"
+)
+
+// Name is IAK's provider name in subjects, requests and metrics.
+const Name = "iak"
+
+// SandboxURL is IAK's postpaid development base URL; production is
+// https://mobilepulsa.net.
+const SandboxURL = "https://testpostpaid.mobilepulsa.net"
+
+// checkStatusPath is appended to the base URL.
+const checkStatusPath = "/api/v1/bill/check"
+
+// Config holds an IAK postpaid account.
+type Config struct {
+	// BaseURL is scheme, host and optional path prefix, e.g. SandboxURL.
+	BaseURL string
+	// Username is the registered phone number of the account.
+	Username string
+	APIKey   providers.Secret
+}
+
+// Client implements providers.Provider for IAK.
+type Client struct {
+	endpoint string
+	username string
+	sign     string // constant per account for checkstatus; it is a credential
+	http     *http.Client
+	now      func() time.Time
+}
+
+var _ providers.Provider = (*Client)(nil)
+
+// New validates cfg and returns a client that makes its calls with hc.
+func New(cfg Config, hc *http.Client) (*Client, error) {
+	var errs []error
+	endpoint, err := providers.Endpoint(cfg.BaseURL, checkStatusPath)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("iak: base URL: %w", err))
+	}
+	if cfg.Username == "" {
+		errs = append(errs, errors.New("iak: username is required"))
+	}
+	if !cfg.APIKey.IsSet() {
+		errs = append(errs, errors.New("iak: API key is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Client{
+		endpoint: endpoint,
+		username: cfg.Username,
+		sign:     sign(cfg.Username, cfg.APIKey.Reveal(), "cs"),
+		http:     hc,
+		now:      time.Now,
+	}, nil
+}
+
+// Name returns "iak".
+func (*Client) Name() string { return Name }
+
+type checkStatusRequest struct {
+	Commands string `json:"commands"`
+	Username string `json:"username"`
+	RefID    string `json:"ref_id"`
+	Sign     string `json:"sign"`
+}
+
+// checkStatusResponse is the documented wrapper; fields whose type IAK does
+// not keep consistent are read as raw JSON.
+type checkStatusResponse struct {
+	Data *struct {
+		TrID         json.RawMessage `json:"tr_id"`
+		Code         json.RawMessage `json:"code"`
+		Datetime     json.RawMessage `json:"datetime"`
+		HP           json.RawMessage `json:"hp"`
+		TrName       json.RawMessage `json:"tr_name"`
+		Period       json.RawMessage `json:"period"`
+		Nominal      json.RawMessage `json:"nominal"`
+		Admin        json.RawMessage `json:"admin"`
+		Status       json.RawMessage `json:"status"`
+		ResponseCode json.RawMessage `json:"response_code"`
+		Message      json.RawMessage `json:"message"`
+		Price        json.RawMessage `json:"price"`
+		Noref        json.RawMessage `json:"noref"`
+		RefID        json.RawMessage `json:"ref_id"`
+	} `json:"data"`
+}
+
+// Status makes one checkstatus call for q.Reference.
+func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Result, error) {
+	body, err := json.Marshal(checkStatusRequest{
+		Commands: "checkstatus",
+		Username: c.username,
+		RefID:    q.Reference,
+		Sign:     c.sign,
+	})
+	if err != nil {
+		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "encode request: %v", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "build request")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+
+	resp, raw, err := providers.Exchange(c.http, req, Name)
+	if err != nil {
+		return providers.Result{}, err
+	}
+	if e := providers.CheckHTTPStatus(Name, resp, c.now()); e != nil {
+		return providers.Result{}, e
+	}
+	return parse(raw, resp.StatusCode, q.Reference)
+}
+
+// parse reads a checkstatus response body (HTTP 2xx) for reference.
+func parse(raw []byte, httpStatus int, reference string) (providers.Result, error) {
+	var r checkStatusResponse
+	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
+		return providers.Result{}, e
+	}
+	d := r.Data
+	if d == nil {
+		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no data object")
+	}
+	rc, ok := providers.Scalar(d.ResponseCode)
+	if !ok || rc == "" {
+		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no response_code")
+	}
+	status, hasStatus := providers.Scalar(d.Status)
+	message, _ := providers.Scalar(d.Message)
+	fail := func(cause error, kind providers.Kind, format string, args ...any) (providers.Result, error) {
+		e := providers.Errorf(Name, cause, format, args...)
+		e.Kind, e.HTTPStatus, e.Code, e.Message = kind, httpStatus, rc, message
+		return providers.Result{}, e
+	}
+
+	v, known := codes[rc]
+	if !known {
+		return fail(providers.ErrUnknownCode, providers.Retryable, "response_code not in IAK's table")
+	}
+	if v.cause != nil {
+		return fail(v.cause, v.kind, "response_code %s", rc)
+	}
+	if ref, ok := providers.Scalar(d.RefID); ok && ref != reference {
+		return fail(providers.ErrBadResponse, providers.Retryable, "response is for another ref_id")
+	}
+	// IAK reports the state twice, as status (0 not received, 1 success,
+	// 2 failed, 3 in process) and as response_code. A verdict needs both
+	// to agree; a contradiction is not trusted either way.
+	switch {
+	case v.state == providers.StateSuccess && status != "1":
+		return fail(providers.ErrBadResponse, providers.Retryable, "response_code 00 with status %q", status)
+	case v.state != providers.StateSuccess && status == "1":
+		return fail(providers.ErrBadResponse, providers.Retryable, "status 1 with response_code %s", rc)
+	case v.state == providers.StateFailed && status == "3":
+		return fail(providers.ErrBadResponse, providers.Retryable, "status 3 with response_code %s", rc)
+	}
+
+	res := providers.Result{
+		State:    v.state,
+		Code:     rc,
+		Message:  message,
+		Currency: "IDR",
+	}
+	if hasStatus {
+		res.Status = status
+	}
+	res.TransactionID, _ = providers.Scalar(d.TrID)
+	if amount, ok := providers.Amount(d.Price); ok {
+		res.Amount = amount
+	}
+	details := map[string]any{}
+	for key, field := range map[string]json.RawMessage{
+		"tr_name": d.TrName, "period": d.Period, "noref": d.Noref,
+		"product_code": d.Code, "hp": d.HP, "datetime": d.Datetime,
+	} {
+		if s, ok := providers.Scalar(field); ok {
+			details[key] = s
+		}
+	}
+	for key, field := range map[string]json.RawMessage{"nominal": d.Nominal, "admin": d.Admin} {
+		if n, ok := providers.Amount(field); ok {
+			details[key] = n
+		}
+	}
+	if len(details) > 0 {
+		res.Details = details
+	}
+	return res, nil
+}
