@@ -106,7 +106,10 @@ func KindOf(err error) Kind {
 }
 
 // Errorf builds a Retryable *Error for provider whose cause wraps sentinel
-// with a detail message.
+// with a detail message; an empty format adds no detail.
 func Errorf(provider string, sentinel error, format string, args ...any) *Error {
+	if format == "" {
+		return &Error{Provider: provider, Err: sentinel}
+	}
 	return &Error{Provider: provider, Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
 }

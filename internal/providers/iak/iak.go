@@ -156,7 +156,7 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 		return fail(providers.ErrUnknownCode, providers.Retryable, "response_code not in IAK's table")
 	}
 	if v.cause != nil {
-		return fail(v.cause, v.kind, "response_code %s", rc)
+		return fail(v.cause, v.kind, "")
 	}
 	if ref, ok := providers.Scalar(d.RefID); ok && ref != reference {
 		return fail(providers.ErrBadResponse, providers.Retryable, "response is for another ref_id")

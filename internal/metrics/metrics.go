@@ -1,0 +1,141 @@
+// Package metrics owns the bridge's Prometheus catalogue: every metric's
+// name, labels and meaning are defined here, once, and documented in the
+// README. Label values are bounded: providers are the known names or
+// "unknown", outcomes and reasons come from fixed sets.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the bridge's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Deliveries       *prometheus.CounterVec   // provider
+	Checks           *prometheus.CounterVec   // provider, outcome
+	CheckDuration    *prometheus.HistogramVec // provider
+	Events           *prometheus.CounterVec   // provider, status, reason
+	EventDuplicates  *prometheus.CounterVec   // provider
+	PublishErrors    *prometheus.CounterVec   // what
+	DeadLetters      *prometheus.CounterVec   // reason
+	Resolution       *prometheus.HistogramVec // provider, status
+	Attempts         *prometheus.HistogramVec // provider, status
+	InFlight         prometheus.Gauge
+	Parked           prometheus.Gauge
+	ParkedLimit      prometheus.Gauge
+	MaxAckPending    prometheus.Gauge
+	Backlog          prometheus.Gauge
+	ConsumeRestarts  *prometheus.CounterVec // reason
+	Ready            prometheus.Gauge
+	NATSReconnects   prometheus.Counter
+	NATSDisconnects  prometheus.Counter
+	ConsumerInfoErrs prometheus.Counter
+}
+
+// New registers the catalogue, the Go runtime and process collectors, and a
+// build-info gauge on a new registry.
+func New(version string) *Metrics {
+	r := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{
+		Registry: r,
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_deliveries_total",
+			Help: "Request deliveries received from JetStream (first deliveries and scheduled re-checks).",
+		}, []string{"provider"}),
+		Checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_checks_total",
+			Help: "Provider status checks by outcome: success, failed, pending, not_found, or the failure cause (transport, unavailable, rate_limited, auth_rejected, bad_signature, bad_response, unknown_code, protocol, rejected, http_status).",
+		}, []string{"provider", "outcome"}),
+		CheckDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "statusbridge_check_duration_seconds",
+			Help:    "Duration of one provider status check (one HTTP exchange).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"provider"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_events_total",
+			Help: "status.resolved events acknowledged by JetStream, by status and reason.",
+		}, []string{"provider", "status", "reason"}),
+		EventDuplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_event_duplicates_total",
+			Help: "Event publishes JetStream reported as duplicates of an earlier publish (a redelivery re-published the same event id).",
+		}, []string{"provider"}),
+		PublishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_publish_errors_total",
+			Help: "Publishes that JetStream did not acknowledge (the request is retried), by what was published: event or deadletter.",
+		}, []string{"what"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_deadletters_total",
+			Help: "Requests too broken to answer, moved to status.deadletter.<provider>, by reason.",
+		}, []string{"reason"}),
+		Resolution: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "statusbridge_resolution_seconds",
+			Help:    "Time from the request's publish to its event's publish.",
+			Buckets: []float64{.05, .1, .5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
+		}, []string{"provider", "status"}),
+		Attempts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "statusbridge_attempts",
+			Help:    "Provider checks made for a request by the time its event was published.",
+			Buckets: []float64{0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89},
+		}, []string{"provider", "status"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "statusbridge_inflight",
+			Help: "Requests being handled by this replica right now.",
+		}),
+		Parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "statusbridge_parked",
+			Help: "Requests waiting between checks, consumer-wide (JetStream ack-pending minus this replica's in-flight work), sampled.",
+		}),
+		ParkedLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "statusbridge_parked_limit",
+			Help: "BRIDGE_MAX_PENDING: requests that may wait between checks at once, consumer-wide.",
+		}),
+		MaxAckPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "statusbridge_max_ack_pending",
+			Help: "The consumer's MaxAckPending: when ack-pending reaches it, JetStream delivers nothing new to any replica.",
+		}),
+		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "statusbridge_backlog",
+			Help: "Requests in the stream not yet delivered to any replica (the consumer's num_pending): work that is due now. Scale on this, not on ack-pending, which counts parked requests.",
+		}),
+		ConsumeRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_consume_restarts_total",
+			Help: "Times the pull consumer's subscription was re-created, by reason (no_heartbeat, consumer_gone).",
+		}, []string{"reason"}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "statusbridge_ready",
+			Help: "1 when NATS is connected and the consumer is bound and consuming.",
+		}),
+		NATSReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "statusbridge_nats_reconnects_total",
+			Help: "Reconnections to NATS.",
+		}),
+		NATSDisconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "statusbridge_nats_disconnects_total",
+			Help: "Disconnections from NATS.",
+		}),
+		ConsumerInfoErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "statusbridge_consumer_info_errors_total",
+			Help: "Failed samples of the consumer's state (parked, backlog).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.Deliveries, m.Checks, m.CheckDuration, m.Events, m.EventDuplicates, m.PublishErrors, m.DeadLetters,
+		m.Resolution, m.Attempts, m.InFlight, m.Parked, m.ParkedLimit, m.MaxAckPending, m.Backlog,
+		m.ConsumeRestarts, m.Ready, m.NATSReconnects, m.NATSDisconnects, m.ConsumerInfoErrs,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		f(c)
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "statusbridge_build_info",
+		Help:        "Always 1; the version label is the build's version.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	build.Set(1)
+	f(build)
+	return m
+}

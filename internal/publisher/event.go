@@ -1,0 +1,108 @@
+// Package publisher owns the event contract (status.resolved v1, a
+// CloudEvents 1.0 structured-mode JSON event) and JetStream publish
+// semantics: a deterministic event id sent as Nats-Msg-Id, publish confirmed
+// by a PubAck. It knows nothing of providers or of the request stream.
+package publisher
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Contract constants of event v1.
+const (
+	SpecVersion     = "1.0"
+	EventType       = "io.statusbridge.status.resolved.v1"
+	DataContentType = "application/json"
+	DataSchema      = "https://github.com/statusbridge/statusbridge/schemas/status.resolved.v1.json"
+	// ContentType is the NATS Content-Type header of an event message.
+	ContentType = "application/cloudevents+json"
+)
+
+// Statuses of event v1.
+const (
+	StatusSuccess  = "success"
+	StatusFailed   = "failed"
+	StatusExpired  = "expired"
+	StatusRejected = "rejected"
+)
+
+// Reasons of event v1 (a status other than success always has one).
+const (
+	ReasonProviderFailed        = "provider_failed"
+	ReasonNotFound              = "not_found"
+	ReasonDeadline              = "deadline"
+	ReasonInvalidRequest        = "invalid_request"
+	ReasonUnknownProvider       = "unknown_provider"
+	ReasonProviderNotConfigured = "provider_not_configured"
+	ReasonAuthRejected          = "auth_rejected"
+	ReasonBadSignature          = "bad_signature"
+)
+
+// idNamespace scopes event ids (a UUIDv5 namespace): the same provider and
+// request_id always give the same id, on every replica and after restarts.
+var idNamespace = uuid.MustParse("6f3c2a7e-5b1d-4f7a-9c2e-8d4b1a0e7c55")
+
+// EventID derives the event id of a request: a name-based UUID of provider
+// and request_id. It is also the event's Nats-Msg-Id.
+func EventID(provider, requestID string) string {
+	return uuid.NewSHA1(idNamespace, []byte(provider+"\x00"+requestID)).String()
+}
+
+// Event is a status.resolved v1 CloudEvent.
+type Event struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject,omitempty"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	DataSchema      string    `json:"dataschema"`
+	Data            Data      `json:"data"`
+}
+
+// Data is the event's data: the request echoed, the verdict, and the
+// provider's own words.
+type Data struct {
+	RequestID string `json:"request_id"`
+	Provider  string `json:"provider"`
+	Reference string `json:"reference,omitempty"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+
+	ProviderStatus        string      `json:"provider_status,omitempty"`
+	ProviderCode          string      `json:"provider_code,omitempty"`
+	ProviderMessage       string      `json:"provider_message,omitempty"`
+	ProviderTransactionID string      `json:"provider_transaction_id,omitempty"`
+	Amount                json.Number `json:"amount,omitempty"`
+	Currency              string      `json:"currency,omitempty"`
+
+	Attempts    int       `json:"attempts"`
+	RequestedAt time.Time `json:"requested_at"`
+	ResolvedAt  time.Time `json:"resolved_at"`
+
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Details  map[string]any    `json:"details,omitempty"`
+}
+
+// NewEvent wraps d in the v1 envelope: the id derived from provider and
+// request_id, the reference as subject, the resolution time as time.
+// Times are UTC with millisecond precision.
+func NewEvent(d Data) Event {
+	d.RequestedAt = d.RequestedAt.UTC().Truncate(time.Millisecond)
+	d.ResolvedAt = d.ResolvedAt.UTC().Truncate(time.Millisecond)
+	return Event{
+		SpecVersion:     SpecVersion,
+		ID:              EventID(d.Provider, d.RequestID),
+		Source:          "/statusbridge/" + d.Provider,
+		Type:            EventType,
+		Subject:         d.Reference,
+		Time:            d.ResolvedAt,
+		DataContentType: DataContentType,
+		DataSchema:      DataSchema,
+		Data:            d,
+	}
+}

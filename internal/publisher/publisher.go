@@ -1,0 +1,83 @@
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Header names on dead-letter messages.
+const (
+	HeaderDeadLetterReason = "Statusbridge-Deadletter-Reason"
+	HeaderOriginalSubject  = "Statusbridge-Original-Subject"
+	HeaderOriginalSequence = "Statusbridge-Original-Sequence"
+)
+
+// streamPublisher is the one method of jetstream.JetStream the publisher uses.
+type streamPublisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Publisher publishes events and dead letters and waits for JetStream to
+// acknowledge them.
+type Publisher struct {
+	js               streamPublisher
+	eventsStream     string
+	deadLetterStream string
+}
+
+// New returns a Publisher that expects events to land in eventsStream and
+// dead letters in deadLetterStream (a publish that lands elsewhere fails).
+func New(js streamPublisher, eventsStream, deadLetterStream string) *Publisher {
+	return &Publisher{js: js, eventsStream: eventsStream, deadLetterStream: deadLetterStream}
+}
+
+// Publish sends ev to subject with Nats-Msg-Id = ev.ID and returns once
+// JetStream acknowledged it. duplicate reports that JetStream had already
+// stored an event with this id inside its duplicate window: the event is
+// published, by an earlier delivery.
+func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (duplicate bool, err error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return false, fmt.Errorf("encode event: %w", err)
+	}
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	msg.Header.Set("Content-Type", ContentType)
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(p.eventsStream))
+	if err != nil {
+		return false, fmt.Errorf("publish event to %s: %w", subject, err)
+	}
+	return ack.Duplicate, nil
+}
+
+// DeadLetter is a request too broken to answer.
+type DeadLetter struct {
+	Subject         string // status.deadletter.<provider>
+	Reason          string
+	OriginalSubject string
+	// OriginalSequence is the request's stream sequence; it makes the
+	// dead letter's Nats-Msg-Id, so a redelivery stores it once.
+	OriginalSequence uint64
+	Body             []byte
+}
+
+// PublishDeadLetter stores d's body unchanged, with the reason and origin in
+// headers, and returns once JetStream acknowledged it.
+func (p *Publisher) PublishDeadLetter(ctx context.Context, d DeadLetter) error {
+	seq := strconv.FormatUint(d.OriginalSequence, 10)
+	msg := &nats.Msg{Subject: d.Subject, Data: d.Body, Header: nats.Header{}}
+	msg.Header.Set(HeaderDeadLetterReason, d.Reason)
+	msg.Header.Set(HeaderOriginalSubject, d.OriginalSubject)
+	msg.Header.Set(HeaderOriginalSequence, seq)
+	_, err := p.js.PublishMsg(ctx, msg,
+		jetstream.WithMsgID("deadletter:"+seq),
+		jetstream.WithExpectStream(p.deadLetterStream))
+	if err != nil {
+		return fmt.Errorf("publish dead letter to %s: %w", d.Subject, err)
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/publisher"
+	"github.com/statusbridge/statusbridge/internal/topology"
+)
+
+// delivery is one request delivery being handled.
+type delivery struct {
+	msg         jetstream.Msg
+	token       string // the subject's provider token, as published
+	provider    string // token if it is a plain name, else "unknown"
+	attempt     int    // JetStream's delivery count: checks made, this one included
+	requestedAt time.Time
+	seq         uint64
+	log         *slog.Logger
+}
+
+// handle takes one delivery to its end: an event published and the
+// request acknowledged, a dead letter stored and the request terminated,
+// or the request parked until its next check.
+func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery; nothing to settle it with.
+		s.log.Error("delivery without JetStream metadata", "subject", msg.Subject(), "err", err)
+		return
+	}
+	token, provider := providerOf(msg.Subject())
+	d := delivery{
+		msg: msg, token: token, provider: provider,
+		attempt:     int(meta.NumDelivered),
+		requestedAt: meta.Timestamp,
+		seq:         meta.Sequence.Stream,
+	}
+	d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt)
+	s.m.Deliveries.WithLabelValues(s.label(provider)).Inc()
+
+	req, derr := decodeRequest(msg.Data(), token)
+	if derr != nil && derr.DeadLetter != "" {
+		s.deadLetter(ctx, d, derr)
+		return
+	}
+	if derr != nil {
+		d.log = d.log.With("request_id", derr.Partial.RequestID)
+		d.log.Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
+		s.publishAndAck(ctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
+		return
+	}
+	d.log = d.log.With("request_id", req.RequestID)
+
+	client, known := s.providers[provider]
+	switch {
+	case !known:
+		d.log.Warn("request rejected", "reason", publisher.ReasonUnknownProvider)
+		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
+		return
+	case client == nil:
+		d.log.Warn("request rejected", "reason", publisher.ReasonProviderNotConfigured)
+		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
+		return
+	}
+	deadline := req.Deadline
+	if deadline.IsZero() {
+		deadline = d.requestedAt.Add(s.cfg.MaxWait)
+	} else if deadline.After(d.requestedAt.Add(s.cfg.MaxDeadline)) {
+		d.log.Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", "deadline is further than BRIDGE_MAX_DEADLINE after publish")
+		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
+		return
+	}
+
+	// The check runs to completion even when shutdown starts: cutting it
+	// off would only waste the call. It is bounded by its own timeout.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+	start := time.Now()
+	res, err := client.Status(cctx, providers.Query{Reference: req.Reference})
+	cancel()
+	s.m.CheckDuration.WithLabelValues(provider).Observe(time.Since(start).Seconds())
+	s.m.Checks.WithLabelValues(provider, outcomeLabel(res, err)).Inc()
+	s.logCheck(d.log, res, err)
+
+	dec := decide(res, err, timing{
+		Attempt:       d.attempt,
+		Now:           s.now(),
+		RequestedAt:   d.requestedAt,
+		Deadline:      deadline,
+		NotFoundGrace: s.cfg.NotFoundGrace,
+		Schedule:      s.cfg.Schedules[provider],
+		Rand:          s.rand,
+	})
+	if dec.Action == actRetry {
+		if err := msg.NakWithDelay(dec.Delay); err != nil {
+			// The request stays unacknowledged and comes back after AckWait.
+			d.log.Warn("could not park the request", "err", err)
+		}
+		d.log.Debug("will check again", "delay", dec.Delay)
+		return
+	}
+	data := publisher.Data{
+		RequestID:   req.RequestID,
+		Provider:    provider,
+		Reference:   req.Reference,
+		Status:      dec.Status,
+		Reason:      dec.Reason,
+		Attempts:    d.attempt,
+		RequestedAt: d.requestedAt,
+		ResolvedAt:  s.now(),
+		Metadata:    req.Metadata,
+	}
+	if err == nil {
+		data.ProviderStatus = res.Status
+		data.ProviderCode = res.Code
+		data.ProviderMessage = res.Message
+		data.ProviderTransactionID = res.TransactionID
+		data.Amount = res.Amount
+		data.Currency = res.Currency
+		data.Details = res.Details
+	} else {
+		var pe *providers.Error
+		if errors.As(err, &pe) {
+			data.ProviderCode = pe.Code
+			data.ProviderMessage = pe.Message
+		}
+	}
+	s.publishAndAck(ctx, d, data)
+}
+
+// rejected is the event data of a request that cannot be checked.
+func (s *Subscriber) rejected(d delivery, req Request, reason string) publisher.Data {
+	return publisher.Data{
+		RequestID:   req.RequestID,
+		Provider:    d.provider,
+		Reference:   req.Reference,
+		Status:      publisher.StatusRejected,
+		Reason:      reason,
+		RequestedAt: d.requestedAt,
+		ResolvedAt:  s.now(),
+		Metadata:    req.Metadata,
+	}
+}
+
+// publishAndAck publishes the event and, once JetStream acknowledged it,
+// acknowledges the request. When the publish fails the request is parked
+// briefly and handled again from the start: the event id is the same, so a
+// publish that in fact landed is deduplicated.
+func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publisher.Data) {
+	ev := publisher.NewEvent(data)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+	defer cancel()
+	dup, err := s.pub.Publish(pctx, topology.ResolvedSubject(d.provider, data.Status), ev)
+	if err != nil {
+		s.m.PublishErrors.WithLabelValues("event").Inc()
+		delay := publishRetryDelay(d.attempt)
+		d.log.Error("event publish failed; the request will be handled again", "err", err, "delay", delay)
+		_ = d.msg.NakWithDelay(delay)
+		return
+	}
+	label := s.label(d.provider)
+	if dup {
+		s.m.EventDuplicates.WithLabelValues(label).Inc()
+	}
+	if err := d.msg.DoubleAck(pctx); err != nil {
+		// The event is out. The request comes back after AckWait and
+		// re-publishes the same event id, which JetStream drops.
+		d.log.Warn("event published but the request ack failed; it will be redelivered", "err", err, "event_id", ev.ID)
+	}
+	s.m.Events.WithLabelValues(label, data.Status, data.Reason).Inc()
+	s.m.Resolution.WithLabelValues(label, data.Status).Observe(data.ResolvedAt.Sub(data.RequestedAt).Seconds())
+	s.m.Attempts.WithLabelValues(label, data.Status).Observe(float64(data.Attempts))
+	d.log.Info("request resolved",
+		"status", data.Status, "reason", data.Reason, "attempts", data.Attempts,
+		"event_id", ev.ID, "duplicate", dup, "age", data.ResolvedAt.Sub(data.RequestedAt).Round(time.Millisecond))
+}
+
+// deadLetter stores an unreadable request on status.deadletter.<provider>
+// and terminates it.
+func (s *Subscriber) deadLetter(ctx context.Context, d delivery, derr *decodeError) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+	defer cancel()
+	err := s.pub.PublishDeadLetter(pctx, publisher.DeadLetter{
+		Subject:          topology.DeadLetterSubject(d.provider),
+		Reason:           derr.DeadLetter,
+		OriginalSubject:  d.msg.Subject(),
+		OriginalSequence: d.seq,
+		Body:             d.msg.Data(),
+	})
+	if err != nil {
+		s.m.PublishErrors.WithLabelValues("deadletter").Inc()
+		delay := publishRetryDelay(d.attempt)
+		d.log.Error("dead-letter publish failed; the request will be handled again", "err", err, "delay", delay)
+		_ = d.msg.NakWithDelay(delay)
+		return
+	}
+	if err := d.msg.TermWithReason("deadletter: " + derr.DeadLetter); err != nil {
+		d.log.Warn("dead letter stored but the request could not be terminated; it will be redelivered", "err", err)
+	}
+	s.m.DeadLetters.WithLabelValues(derr.DeadLetter).Inc()
+	d.log.Warn("request dead-lettered", "reason", derr.DeadLetter, "detail", derr.Detail, "bytes", len(d.msg.Data()))
+}
+
+// publishRetryDelay spaces retries of a failed publish: 1s, 2s, 4s… up to 30s.
+func publishRetryDelay(attempt int) time.Duration {
+	return min(time.Second<<min(max(attempt-1, 0), 5), 30*time.Second)
+}
+
+// label is provider as a metric label: a name the bridge implements, or
+// "unknown", so requesters cannot create label values.
+func (s *Subscriber) label(provider string) string {
+	if _, ok := s.providers[provider]; ok {
+		return provider
+	}
+	return "unknown"
+}
+
+// outcomeLabel names a check's outcome for the checks metric.
+func outcomeLabel(res providers.Result, err error) string {
+	if err == nil {
+		return res.State.String()
+	}
+	for _, c := range causes {
+		if errors.Is(err, c.err) {
+			return c.label
+		}
+	}
+	return "unclassified"
+}
+
+var causes = []struct {
+	err   error
+	label string
+	level slog.Level
+}{
+	{providers.ErrTransport, "transport", slog.LevelWarn},
+	{providers.ErrUnavailable, "unavailable", slog.LevelWarn},
+	{providers.ErrRateLimited, "rate_limited", slog.LevelWarn},
+	{providers.ErrAuth, "auth_rejected", slog.LevelError},
+	{providers.ErrSignature, "bad_signature", slog.LevelError},
+	{providers.ErrBadResponse, "bad_response", slog.LevelError},
+	{providers.ErrUnknownCode, "unknown_code", slog.LevelError},
+	{providers.ErrProtocol, "protocol", slog.LevelError},
+	{providers.ErrRejected, "rejected", slog.LevelWarn},
+	{providers.ErrHTTPStatus, "http_status", slog.LevelError},
+}
+
+// logCheck logs one check: answers at DEBUG ("pending" is not a failure),
+// failures that only need time at WARN, failures an operator must look at
+// (credentials, signatures, unknown codes) at ERROR.
+func (s *Subscriber) logCheck(log *slog.Logger, res providers.Result, err error) {
+	if err == nil {
+		log.Debug("checked", "state", res.State.String(), "provider_code", res.Code)
+		return
+	}
+	level := slog.LevelError
+	for _, c := range causes {
+		if errors.Is(err, c.err) {
+			level = c.level
+			break
+		}
+	}
+	attrs := []any{"err", err.Error(), "kind", providers.KindOf(err).String()}
+	var pe *providers.Error
+	if errors.As(err, &pe) {
+		attrs = append(attrs, "http_status", pe.HTTPStatus, "provider_code", pe.Code)
+	}
+	log.Log(context.Background(), level, "check failed", attrs...)
+}

@@ -1,0 +1,193 @@
+// Package subscriber owns the request contract (status.requested v1) and the
+// JetStream consumer semantics: decode and validate a delivery, make one
+// provider check, decide between publishing the event and checking again
+// later, and settle the delivery only after the event's publish was
+// acknowledged.
+package subscriber
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of request v1 (SPEC §2).
+const (
+	MaxBodyBytes     = 64 << 10
+	MaxReferenceLen  = 64
+	MaxMetadataKeys  = 32
+	MaxRequestIDLen  = 128
+	requestIDPattern = `^[A-Za-z0-9._:-]{1,128}$`
+)
+
+var requestIDRE = regexp.MustCompile(requestIDPattern)
+
+// Request is a decoded, validated request v1.
+type Request struct {
+	RequestID string
+	Provider  string
+	Reference string
+	Deadline  time.Time // zero: publish time + BRIDGE_MAX_WAIT
+	Metadata  map[string]string
+}
+
+// Dead-letter reasons: the body is too broken to read a request_id from.
+const (
+	DeadLetterTooLarge         = "too_large"
+	DeadLetterInvalidJSON      = "invalid_json"
+	DeadLetterMissingRequestID = "missing_request_id"
+	DeadLetterInvalidRequestID = "invalid_request_id"
+)
+
+// decodeError says why a body is not a valid request. When DeadLetter is
+// set there is no usable request_id and the body goes to the dead-letter
+// subject; otherwise the request is rejected, with Partial holding what
+// could be echoed (request_id always, reference and metadata when valid).
+type decodeError struct {
+	DeadLetter string
+	Detail     string
+	Partial    Request
+}
+
+func (e *decodeError) Error() string {
+	if e.DeadLetter != "" {
+		return e.DeadLetter + ": " + e.Detail
+	}
+	return "invalid request: " + e.Detail
+}
+
+// decodeRequest parses and validates body, a request published on the
+// subject of provider subjectProvider. Unknown fields are ignored.
+func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) {
+	if len(body) > MaxBodyBytes {
+		return Request{}, &decodeError{DeadLetter: DeadLetterTooLarge, Detail: fmt.Sprintf("body is %d bytes, over %d", len(body), MaxBodyBytes)}
+	}
+	var raw struct {
+		RequestID json.RawMessage `json:"request_id"`
+		Provider  json.RawMessage `json:"provider"`
+		Reference json.RawMessage `json:"reference"`
+		Deadline  json.RawMessage `json:"deadline"`
+		Metadata  json.RawMessage `json:"metadata"`
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidJSON, Detail: "body is not a JSON object"}
+	}
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidJSON, Detail: "body is not valid JSON"}
+	}
+	if isAbsent(raw.RequestID) {
+		return Request{}, &decodeError{DeadLetter: DeadLetterMissingRequestID, Detail: "request_id is missing"}
+	}
+	var r Request
+	if err := json.Unmarshal(raw.RequestID, &r.RequestID); err != nil || !requestIDRE.MatchString(r.RequestID) {
+		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidRequestID, Detail: "request_id must be a string of 1-128 characters from A-Z a-z 0-9 . _ : -"}
+	}
+
+	// From here on the request can be answered with a rejected event, so
+	// collect what can be echoed before reporting the first problem.
+	var problems []string
+	if ref, ok := stringField(raw.Reference); ok && validReference(ref) {
+		r.Reference = ref
+	} else if isAbsent(raw.Reference) {
+		problems = append(problems, "reference is missing")
+	} else {
+		problems = append(problems, "reference must be a string of 1-64 printable characters")
+	}
+	if !isAbsent(raw.Metadata) {
+		md, problem := decodeMetadata(raw.Metadata)
+		if problem != "" {
+			problems = append(problems, problem)
+		} else {
+			r.Metadata = md
+		}
+	}
+	if p, ok := stringField(raw.Provider); !ok {
+		problems = append(problems, "provider must be a string")
+	} else if p != subjectProvider {
+		problems = append(problems, "provider does not match the subject")
+	} else {
+		r.Provider = p
+	}
+	if !isAbsent(raw.Deadline) {
+		s, ok := stringField(raw.Deadline)
+		t, err := time.Parse(time.RFC3339, s)
+		if !ok || err != nil {
+			problems = append(problems, "deadline must be an RFC 3339 time")
+		} else {
+			r.Deadline = t
+		}
+	}
+	if len(problems) > 0 {
+		r.Provider = subjectProvider
+		return Request{}, &decodeError{Detail: joinProblems(problems), Partial: r}
+	}
+	return r, nil
+}
+
+func isAbsent(raw json.RawMessage) bool {
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
+func stringField(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// validReference accepts 1-64 printable characters (SPEC §2). Printable
+// excludes control characters, so a reference cannot break a log line.
+func validReference(s string) bool {
+	n := utf8.RuneCountInString(s)
+	if n < 1 || n > MaxReferenceLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if !unicode.IsPrint(c) || c == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeMetadata(raw json.RawMessage) (map[string]string, string) {
+	if raw[0] != '{' {
+		return nil, "metadata must be an object of strings"
+	}
+	var md map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &md); err != nil {
+		return nil, "metadata must be an object of strings"
+	}
+	if len(md) > MaxMetadataKeys {
+		return nil, fmt.Sprintf("metadata has %d keys, at most %d allowed", len(md), MaxMetadataKeys)
+	}
+	out := make(map[string]string, len(md))
+	for k, v := range md {
+		s, ok := stringField(v)
+		if !ok {
+			return nil, "metadata values must be strings"
+		}
+		out[k] = s
+	}
+	return out, ""
+}
+
+func joinProblems(p []string) string {
+	var b bytes.Buffer
+	for i, s := range p {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}

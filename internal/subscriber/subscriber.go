@@ -1,0 +1,326 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/statusbridge/statusbridge/internal/metrics"
+	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/publisher"
+	"github.com/statusbridge/statusbridge/internal/topology"
+)
+
+// Config sets how the subscriber works.
+type Config struct {
+	// Concurrency is the number of requests handled at once by this
+	// replica; as many more are prefetched.
+	Concurrency int
+	// RequestTimeout bounds one provider check.
+	RequestTimeout time.Duration
+	// PublishTimeout bounds one publish and its acknowledgement.
+	PublishTimeout time.Duration
+	// MaxWait is the deadline of a request that sets none, after its publish.
+	MaxWait time.Duration
+	// MaxDeadline is the furthest deadline a request may set, after its
+	// publish; a later one is rejected rather than parked for months.
+	MaxDeadline time.Duration
+	// NotFoundGrace is how long "not found" is checked again before it
+	// becomes a failed payment.
+	NotFoundGrace time.Duration
+	// Schedules holds the re-check schedule of every provider name.
+	Schedules map[string]Schedule
+	// ShutdownTimeout bounds how long Run waits for in-flight checks after
+	// its context ends.
+	ShutdownTimeout time.Duration
+	// MaxPending is the planned number of parked requests, consumer-wide;
+	// exceeding it is logged.
+	MaxPending int
+}
+
+// Publisher publishes events and dead letters and returns once JetStream
+// acknowledged them (*publisher.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, subject string, ev publisher.Event) (duplicate bool, err error)
+	PublishDeadLetter(ctx context.Context, d publisher.DeadLetter) error
+}
+
+// Subscriber consumes requests and resolves them.
+type Subscriber struct {
+	cfg       Config
+	rebind    func(context.Context) (jetstream.Consumer, error)
+	consumer  atomic.Value // jetstream.Consumer: the one being read
+	pub       Publisher
+	providers map[string]providers.Provider
+	log       *slog.Logger
+	m         *metrics.Metrics
+	now       func() time.Time
+	rand      func() float64
+
+	ready    atomic.Bool
+	inflight atomic.Int64
+}
+
+// Options are the Subscriber's collaborators.
+type Options struct {
+	// Consumer is the bound consumer to read from.
+	Consumer jetstream.Consumer
+	// Rebind finds the consumer again when it disappears (deleted, or
+	// lost by a cluster).
+	Rebind    func(context.Context) (jetstream.Consumer, error)
+	Publisher Publisher
+	// Providers maps every provider name the bridge implements to its
+	// client, or to nil when it has no credentials (its requests are
+	// rejected with provider_not_configured).
+	Providers map[string]providers.Provider
+	Logger    *slog.Logger
+	Metrics   *metrics.Metrics
+	// Now and Rand default to time.Now and math/rand/v2.
+	Now  func() time.Time
+	Rand func() float64
+}
+
+// New returns a Subscriber. Every provider in o.Providers must have a
+// schedule in cfg.Schedules.
+func New(cfg Config, o Options) (*Subscriber, error) {
+	var errs []error
+	if cfg.Concurrency < 1 {
+		errs = append(errs, errors.New("concurrency must be positive"))
+	}
+	for name := range o.Providers {
+		s, ok := cfg.Schedules[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("no schedule for provider %s", name))
+			continue
+		}
+		if err := s.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("schedule of %s: %w", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Subscriber{
+		cfg: cfg, rebind: o.Rebind, pub: o.Publisher, providers: o.Providers,
+		log: o.Logger, m: o.Metrics, now: o.Now, rand: o.Rand,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Float64
+	}
+	s.consumer.Store(o.Consumer)
+	s.m.ParkedLimit.Set(float64(cfg.MaxPending))
+	return s, nil
+}
+
+// Ready reports whether the subscriber is bound to its consumer and
+// taking requests.
+func (s *Subscriber) Ready() bool { return s.ready.Load() }
+
+// Run consumes requests until ctx ends, then stops taking requests, hands
+// the prefetched ones back for another replica, and waits up to the
+// shutdown timeout for the checks in flight to finish and settle. It
+// returns nil after a clean shutdown.
+func (s *Subscriber) Run(ctx context.Context) error {
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	var wg sync.WaitGroup
+	go s.sampleConsumer(ctx)
+
+	for ctx.Err() == nil {
+		cons := s.consumer.Load().(jetstream.Consumer)
+		s.m.MaxAckPending.Set(float64(cons.CachedInfo().Config.MaxAckPending))
+		it, err := cons.Messages(
+			jetstream.PullMaxMessages(s.cfg.Concurrency),
+			// A short expiry and heartbeat let a stalled pull surface as
+			// ErrNoHeartbeat within seconds instead of half a minute.
+			jetstream.PullExpiry(10*time.Second),
+			jetstream.PullHeartbeat(3*time.Second),
+		)
+		if err != nil {
+			s.log.Error("cannot start consuming; retrying", "err", err)
+			sleep(ctx, 2*time.Second)
+			continue
+		}
+		s.setReady(true)
+		s.log.Info("consuming requests", "consumer", cons.CachedInfo().Name, "stream", cons.CachedInfo().Stream, "concurrency", s.cfg.Concurrency)
+		reason := s.consume(ctx, it, sem, &wg)
+		s.setReady(false)
+		if reason == "" {
+			continue
+		}
+		s.m.ConsumeRestarts.WithLabelValues(reason).Inc()
+		s.log.Warn("re-creating the pull subscription", "reason", reason)
+		if reason == "consumer_gone" {
+			s.rebindUntilFound(ctx)
+		}
+	}
+	return s.shutdown(&wg)
+}
+
+// consume feeds messages from it to handlers, one free slot at a time,
+// until ctx ends (it returns "") or the subscription must be re-created (it
+// returns why).
+func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, sem chan struct{}, wg *sync.WaitGroup) string {
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	missedHeartbeats := 0
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			s.handBack(it)
+			return ""
+		}
+		msg, err := it.Next()
+		if err != nil {
+			<-sem
+			switch {
+			case ctx.Err() != nil:
+				s.handBack(it)
+				return ""
+			case errors.Is(err, jetstream.ErrNoHeartbeat):
+				// The library re-issues the pull itself; a subscription
+				// that keeps missing heartbeats is replaced.
+				missedHeartbeats++
+				s.log.Warn("no heartbeat from the consumer", "in_a_row", missedHeartbeats)
+				if missedHeartbeats >= 3 {
+					it.Stop()
+					return "no_heartbeat"
+				}
+				continue
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				it.Stop()
+				return "consumer_gone"
+			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+				return "closed"
+			default:
+				s.log.Warn("pull subscription error", "err", err)
+				continue
+			}
+		}
+		missedHeartbeats = 0
+		wg.Add(1)
+		s.inflight.Add(1)
+		s.m.InFlight.Inc()
+		go func() {
+			defer func() {
+				s.m.InFlight.Dec()
+				s.inflight.Add(-1)
+				<-sem
+				wg.Done()
+			}()
+			s.handle(ctx, msg)
+		}()
+	}
+}
+
+// handBack returns prefetched, unstarted requests to JetStream at once so
+// another replica can take them, instead of after AckWait.
+func (s *Subscriber) handBack(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			return
+		}
+		_ = msg.Nak()
+	}
+}
+
+func (s *Subscriber) shutdown(wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.log.Info("in-flight checks finished")
+		return nil
+	case <-time.After(s.cfg.ShutdownTimeout):
+		n := s.inflight.Load()
+		s.log.Warn("shutdown timeout: unfinished checks will be redelivered after the ack wait", "inflight", n)
+		return fmt.Errorf("shutdown: %d checks still in flight after %v", n, s.cfg.ShutdownTimeout)
+	}
+}
+
+// rebindUntilFound calls Rebind until it succeeds or ctx ends.
+func (s *Subscriber) rebindUntilFound(ctx context.Context) {
+	for ctx.Err() == nil {
+		cons, err := s.rebind(ctx)
+		if err == nil {
+			s.consumer.Store(cons)
+			return
+		}
+		s.log.Error("cannot bind the consumer; retrying", "err", err)
+		sleep(ctx, 2*time.Second)
+	}
+}
+
+func (s *Subscriber) setReady(v bool) {
+	s.ready.Store(v)
+	if v {
+		s.m.Ready.Set(1)
+	} else {
+		s.m.Ready.Set(0)
+	}
+}
+
+// sampleConsumer keeps the parked and backlog gauges current.
+func (s *Subscriber) sampleConsumer(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cons := s.consumer.Load().(jetstream.Consumer)
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := cons.Info(ictx)
+		cancel()
+		if err != nil {
+			s.m.ConsumerInfoErrs.Inc()
+			continue
+		}
+		parked := max(0, int64(info.NumAckPending)-s.inflight.Load())
+		s.m.Parked.Set(float64(parked))
+		s.m.Backlog.Set(float64(info.NumPending))
+		over := s.cfg.MaxPending > 0 && parked > int64(s.cfg.MaxPending)
+		if over && !warned {
+			s.log.Warn("more requests parked than BRIDGE_MAX_PENDING; new requests get delivered until MaxAckPending is reached, then wait in the stream",
+				"parked", parked, "max_pending", s.cfg.MaxPending, "max_ack_pending", info.Config.MaxAckPending)
+		}
+		warned = over
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+var safeToken = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// providerOf reads the provider token of a request subject. A token that is
+// not a plain name becomes "unknown", so nothing a requester chose beyond a
+// plain name reaches our subjects, logs or metric labels.
+func providerOf(subject string) (token, name string) {
+	token = strings.TrimPrefix(subject, topology.RequestPrefix)
+	if safeToken.MatchString(token) {
+		return token, token
+	}
+	return token, "unknown"
+}
