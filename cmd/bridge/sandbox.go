@@ -251,4 +251,3 @@ func publishDemo(ctx context.Context, natsURL string, stdout io.Writer) (<-chan 
 	}
 	return done, nil
 }
-

@@ -332,4 +332,3 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s (-want +got):\n%s", name, diff)
 	}
 }
-
