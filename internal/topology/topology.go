@@ -211,10 +211,13 @@ func Bind(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Cons
 	check(c.EventsStreamConfig())
 	check(c.DeadLetterStreamConfig())
 
+	unusable := func() error {
+		return fmt.Errorf("BRIDGE_PROVISION=false, but the operator's definitions are not usable (see deploy/nats): %w", errors.Join(errs...))
+	}
 	cons, err := js.Consumer(ctx, c.RequestsStream, c.Consumer)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("consumer %s on %s: %w", c.Consumer, c.RequestsStream, err))
-		return nil, errors.Join(errs...)
+		return nil, unusable()
 	}
 	got := cons.CachedInfo().Config
 	switch {
@@ -232,8 +235,8 @@ func Bind(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Cons
 	if got.FilterSubject != "" && got.FilterSubject != RequestPrefix+"*" && got.FilterSubject != RequestPrefix+">" {
 		errs = append(errs, fmt.Errorf("consumer %s: filter %q does not take every request", c.Consumer, got.FilterSubject))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("BRIDGE_PROVISION=false, but the operator's definitions are not usable (see deploy/nats): %w", err)
+	if len(errs) > 0 {
+		return nil, unusable()
 	}
 	return cons, nil
 }

@@ -129,8 +129,9 @@ type Server struct {
 type refKey struct{ provider, reference string }
 
 type refState struct {
-	steps []Outcome // nil: parse from the reference or use the default
-	calls int       // authenticated calls that consumed a step
+	steps []Outcome   // nil: parse from the reference or use the default
+	calls int         // authenticated calls that consumed a step
+	times []time.Time // when each of those calls arrived
 }
 
 // Option configures a Server.
@@ -183,6 +184,7 @@ func (s *Server) Script(provider, reference string, steps ...Outcome) {
 	st := s.state(provider, reference)
 	st.steps = append([]Outcome(nil), steps...)
 	st.calls = 0
+	st.times = nil
 }
 
 // Calls returns how many authenticated checks of reference the provider's
@@ -194,6 +196,16 @@ func (s *Server) Calls(provider, reference string) int {
 		return st.calls
 	}
 	return 0
+}
+
+// CallTimes returns when each authenticated check of reference arrived.
+func (s *Server) CallTimes(provider, reference string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.refs[refKey{provider, reference}]; ok {
+		return append([]time.Time(nil), st.times...)
+	}
+	return nil
 }
 
 // TotalCalls returns the number of authenticated checks answered for provider.
@@ -228,6 +240,7 @@ func (s *Server) next(provider, reference string) Outcome {
 	}
 	i := min(st.calls, len(steps)-1)
 	st.calls++
+	st.times = append(st.times, s.now())
 	s.totals[provider]++
 	return steps[i]
 }
