@@ -45,7 +45,7 @@ func TestCredentials() sim.Credentials {
 
 // Secrets lists the credential values of creds that must never leak.
 func Secrets(c sim.Credentials) []string {
-	return []string{c.IAKAPIKey, c.AyopopSecret, c.AppotaPaySecretKey, c.AppotaPayAPIKey}
+	return []string{c.IAKAPIKey, c.AyopopKey, c.AyopopSecret, c.AppotaPaySecretKey, c.AppotaPayAPIKey}
 }
 
 type env struct {
