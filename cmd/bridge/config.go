@@ -15,6 +15,8 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/providers/appotapay"
+	"github.com/statusbridge/statusbridge/internal/providers/ayopop"
 	"github.com/statusbridge/statusbridge/internal/providers/iak"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
 	"github.com/statusbridge/statusbridge/internal/topology"
@@ -242,9 +244,9 @@ func (c config) schedules() map[string]subscriber.Schedule {
 		return s
 	}
 	return map[string]subscriber.Schedule{
-		iak.Name:    apply(c.IAK.Backoff),
-		"ayopop":    apply(c.Ayopop.Backoff),
-		"appotapay": apply(c.AppotaPay.Backoff),
+		iak.Name:       apply(c.IAK.Backoff),
+		ayopop.Name:    apply(c.Ayopop.Backoff),
+		appotapay.Name: apply(c.AppotaPay.Backoff),
 	}
 }
 

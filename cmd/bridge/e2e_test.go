@@ -18,7 +18,7 @@ import (
 // TestEndToEnd drives requests through a real daemon, a real JetStream
 // server and the simulators, and checks the one event each ends with.
 func TestEndToEnd(t *testing.T) {
-	w := newWorld(t, map[string]string{"BRIDGE_AYOPOP_API_KEY": "", "BRIDGE_APPOTAPAY_API_KEY": ""})
+	w := newWorld(t, map[string]string{"BRIDGE_AYOPOP_API_KEY": "", "BRIDGE_AYOPOP_API_SECRET": ""})
 	b := w.startBridge()
 
 	soon := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
@@ -323,5 +323,60 @@ func TestEventsAreValidJSONCloudEvents(t *testing.T) {
 		if _, ok := data[k].(string); !ok {
 			t.Errorf("%s is %T, want a string", k, data[k])
 		}
+	}
+}
+
+// TestEndToEndAyopopAndAppotaPay runs the other two providers through the
+// daemon against their simulators, which check auth as the real APIs do.
+func TestEndToEndAyopopAndAppotaPay(t *testing.T) {
+	w := newWorld(t, nil)
+	w.startBridge()
+
+	soon := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	tests := []struct {
+		provider, reference, extra string
+		status, reason             string
+		calls                      int // -1: not checked exactly
+	}{
+		{"ayopop", "success#ayo-1", "", "success", "", 1},
+		{"ayopop", "pending*2,success#ayo-2", "", "success", "", 3},
+		{"ayopop", "pending,failed#ayo-3", "", "failed", "provider_failed", 2},
+		{"ayopop", "error503,html,wrongshape,success#ayo-4", "", "success", "", 4},
+		{"ayopop", "notfound#ayo-5", "", "failed", "not_found", -1},
+		{"ayopop", "autherror#ayo-6", `,"deadline":"` + soon + `"`, "expired", "auth_rejected", -1},
+		{"appotapay", "success#app-1", "", "success", "", 1},
+		{"appotapay", "pending*2,success#app-2", "", "success", "", 3},
+		{"appotapay", "failed#app-3", "", "failed", "provider_failed", 1},
+		{"appotapay", "ratelimit,garbage,success#app-4", "", "success", "", 3},
+		{"appotapay", "notfound#app-5", "", "failed", "not_found", -1},
+		{"appotapay", "badsig#app-6", `,"deadline":"` + soon + `"`, "expired", "bad_signature", -1},
+		{"appotapay", "badsig,unsigned,success#app-7", "", "success", "", 3},
+		{"appotapay", "autherror#app-8", `,"deadline":"` + soon + `"`, "expired", "auth_rejected", -1},
+		// Path-hostile characters reach the provider as one escaped segment.
+		{"appotapay", "success#app-9 a/b?c=d&e ../x%2F ü", "", "success", "", 1},
+		{"appotapay", "..", "", "success", "", 2}, // the default script: pending, success
+	}
+	ids := make([]string, len(tests))
+	for i, tc := range tests {
+		ids[i] = w.request(tc.provider, fmt.Sprintf("p-%02d", i), tc.reference, tc.extra)
+	}
+	got := w.waitEvents(30*time.Second, ids...)
+	for i, tc := range tests {
+		t.Run(tc.provider+" "+tc.reference, func(t *testing.T) {
+			e := got[ids[i]]
+			d := e.Event.Data
+			if d.Status != tc.status || d.Reason != tc.reason {
+				t.Fatalf("status/reason = %s/%s, want %s/%s (event %s)", d.Status, d.Reason, tc.status, tc.reason, e.Raw)
+			}
+			if want := topology.ResolvedSubject(tc.provider, tc.status); e.Subject != want {
+				t.Errorf("subject %s, want %s", e.Subject, want)
+			}
+			if calls := w.sim.Calls(tc.provider, tc.reference); tc.calls >= 0 && calls != tc.calls {
+				t.Errorf("provider saw %d checks, want %d", calls, tc.calls)
+			}
+			if tc.status == "success" && (d.ProviderTransactionID == "" || d.Amount == "" || d.ProviderCode == "") {
+				t.Errorf("success event lacks the provider's facts: %s", e.Raw)
+			}
+		})
 	}
 }

@@ -74,19 +74,26 @@ func newWorld(t *testing.T, extra map[string]string) *world {
 	w.simURL = srv.URL
 	clearBridgeEnv(t)
 	env := map[string]string{
-		"BRIDGE_NATS_URL":         w.nats.ClientURL(),
-		"BRIDGE_HTTP_ADDR":        "127.0.0.1:0",
-		"BRIDGE_LOG_LEVEL":        "debug",
-		"BRIDGE_CONCURRENCY":      "16",
-		"BRIDGE_REQUEST_TIMEOUT":  "2s",
-		"BRIDGE_SHUTDOWN_TIMEOUT": "5s",
-		"BRIDGE_BACKOFF_INITIAL":  "50ms",
-		"BRIDGE_BACKOFF_MAX":      "200ms",
-		"BRIDGE_BACKOFF_JITTER":   "0",
-		"BRIDGE_NOT_FOUND_GRACE":  "400ms",
-		"BRIDGE_IAK_URL":          srv.URL + "/iak",
-		"BRIDGE_IAK_USERNAME":     w.creds.IAKUsername,
-		"BRIDGE_IAK_API_KEY":      w.creds.IAKAPIKey,
+		"BRIDGE_NATS_URL":               w.nats.ClientURL(),
+		"BRIDGE_HTTP_ADDR":              "127.0.0.1:0",
+		"BRIDGE_LOG_LEVEL":              "debug",
+		"BRIDGE_CONCURRENCY":            "16",
+		"BRIDGE_REQUEST_TIMEOUT":        "2s",
+		"BRIDGE_SHUTDOWN_TIMEOUT":       "5s",
+		"BRIDGE_BACKOFF_INITIAL":        "50ms",
+		"BRIDGE_BACKOFF_MAX":            "200ms",
+		"BRIDGE_BACKOFF_JITTER":         "0",
+		"BRIDGE_NOT_FOUND_GRACE":        "400ms",
+		"BRIDGE_IAK_URL":                srv.URL + "/iak",
+		"BRIDGE_IAK_USERNAME":           w.creds.IAKUsername,
+		"BRIDGE_IAK_API_KEY":            w.creds.IAKAPIKey,
+		"BRIDGE_AYOPOP_URL":             srv.URL + "/ayopop",
+		"BRIDGE_AYOPOP_API_KEY":         w.creds.AyopopKey,
+		"BRIDGE_AYOPOP_API_SECRET":      w.creds.AyopopSecret,
+		"BRIDGE_APPOTAPAY_URL":          srv.URL + "/appotapay",
+		"BRIDGE_APPOTAPAY_PARTNER_CODE": w.creds.AppotaPayPartnerCode,
+		"BRIDGE_APPOTAPAY_API_KEY":      w.creds.AppotaPayAPIKey,
+		"BRIDGE_APPOTAPAY_SECRET_KEY":   w.creds.AppotaPaySecretKey,
 	}
 	for k, v := range extra {
 		env[k] = v
@@ -109,6 +116,19 @@ func newWorld(t *testing.T, extra map[string]string) *world {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// provision creates the streams and the consumer as a bridge with the
+// current environment would, so requests can be published before it runs.
+func (w *world) provision() {
+	w.t.Helper()
+	cfg, err := loadConfig()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := topology.Provision(context.Background(), w.js, cfg.topology()); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 // clearBridgeEnv unsets every BRIDGE_* variable for the test, so a

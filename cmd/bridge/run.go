@@ -22,6 +22,8 @@ import (
 	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/natsserver"
 	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/providers/appotapay"
+	"github.com/statusbridge/statusbridge/internal/providers/ayopop"
 	"github.com/statusbridge/statusbridge/internal/providers/iak"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
@@ -357,8 +359,26 @@ func buildProviders(cfg config, hc *http.Client) (map[string]providers.Provider,
 	} else {
 		out[iak.Name] = nil
 	}
-	out["ayopop"] = nil
-	out["appotapay"] = nil
+	if cfg.Ayopop.APIKey.IsSet() || cfg.Ayopop.APISecret.IsSet() {
+		c, err := ayopop.New(ayopop.Config{BaseURL: cfg.Ayopop.URL, APIKey: cfg.Ayopop.APIKey, APISecret: cfg.Ayopop.APISecret, Version: cfg.Ayopop.Version}, hc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("BRIDGE_AYOPOP_*: %w", err))
+		} else {
+			out[ayopop.Name] = c
+		}
+	} else {
+		out[ayopop.Name] = nil
+	}
+	if cfg.AppotaPay.PartnerCode != "" || cfg.AppotaPay.APIKey.IsSet() || cfg.AppotaPay.SecretKey.IsSet() {
+		c, err := appotapay.New(appotapay.Config{BaseURL: cfg.AppotaPay.URL, PartnerCode: cfg.AppotaPay.PartnerCode, APIKey: cfg.AppotaPay.APIKey, SecretKey: cfg.AppotaPay.SecretKey}, hc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("BRIDGE_APPOTAPAY_*: %w", err))
+		} else {
+			out[appotapay.Name] = c
+		}
+	} else {
+		out[appotapay.Name] = nil
+	}
 	return out, errors.Join(errs...)
 }
 
