@@ -8,6 +8,7 @@ package subscriber
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -66,22 +67,20 @@ func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) 
 	if len(body) > MaxBodyBytes {
 		return Request{}, &decodeError{DeadLetter: DeadLetterTooLarge, Detail: fmt.Sprintf("body is %d bytes, over %d", len(body), MaxBodyBytes)}
 	}
-	var raw struct {
-		RequestID json.RawMessage `json:"request_id"`
-		Provider  json.RawMessage `json:"provider"`
-		Reference json.RawMessage `json:"reference"`
-		Deadline  json.RawMessage `json:"deadline"`
-		Metadata  json.RawMessage `json:"metadata"`
-	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidJSON, Detail: "body is not a JSON object"}
 	}
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
+	raw, dup, err := topLevelFields(trimmed)
+	if err != nil {
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidJSON, Detail: "body is not valid JSON"}
 	}
 	if isAbsent(raw.RequestID) {
 		return Request{}, &decodeError{DeadLetter: DeadLetterMissingRequestID, Detail: "request_id is missing"}
+	}
+	if dup == "request_id" {
+		// Two request ids: answering either could settle the wrong one.
+		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidRequestID, Detail: "request_id appears more than once"}
 	}
 	var r Request
 	if err := json.Unmarshal(raw.RequestID, &r.RequestID); err != nil || !requestIDRE.MatchString(r.RequestID) {
@@ -91,6 +90,9 @@ func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) 
 	// From here on the request can be answered with a rejected event, so
 	// collect what can be echoed before reporting the first problem.
 	var problems []string
+	if dup != "" {
+		problems = append(problems, dup+" appears more than once")
+	}
 	if ref, ok := stringField(raw.Reference); ok && validReference(ref) {
 		r.Reference = ref
 	} else if isAbsent(raw.Reference) {
@@ -127,6 +129,59 @@ func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) 
 		return Request{}, &decodeError{Detail: joinProblems(problems), Partial: r}
 	}
 	return r, nil
+}
+
+// requestFields are the raw values of the request's known members.
+type requestFields struct {
+	RequestID, Provider, Reference, Deadline, Metadata json.RawMessage
+}
+
+// topLevelFields reads the members of a JSON object by their exact names
+// (encoding/json would also match "Request_ID" and let a repeated name
+// silently win), and reports the first known name that appears twice.
+// Unknown members are skipped.
+func topLevelFields(body []byte) (f requestFields, duplicate string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the '{', checked by the caller
+		return f, "", err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return f, "", err
+		}
+		name, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return f, "", err
+		}
+		var slot *json.RawMessage
+		switch name {
+		case "request_id":
+			slot = &f.RequestID
+		case "provider":
+			slot = &f.Provider
+		case "reference":
+			slot = &f.Reference
+		case "deadline":
+			slot = &f.Deadline
+		case "metadata":
+			slot = &f.Metadata
+		default:
+			continue
+		}
+		if *slot != nil && duplicate == "" {
+			duplicate = name
+		}
+		*slot = value
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return f, "", err
+	}
+	if dec.More() || dec.InputOffset() != int64(len(body)) {
+		return f, "", errors.New("data after the object")
+	}
+	return f, duplicate, nil
 }
 
 func isAbsent(raw json.RawMessage) bool {
