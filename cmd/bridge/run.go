@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -166,6 +167,9 @@ func runDaemon(ctx context.Context, stderr io.Writer, hooks daemonHooks) error {
 		return err
 	}
 	defer nc.Close()
+	if err := waitConnected(ctx, nc, log); err != nil {
+		return err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -186,6 +190,9 @@ func runDaemon(ctx context.Context, stderr io.Writer, hooks daemonHooks) error {
 	}
 
 	hc := providers.NewHTTPClient(cfg.RequestTimeout, cfg.Concurrency)
+	// Keep-alive connections to the providers end with the daemon, not
+	// after the transport's idle timeout (the sandbox runs it in-process).
+	defer hc.CloseIdleConnections()
 	clients, err := buildProviders(cfg, hc)
 	if err != nil {
 		return err
@@ -247,6 +254,36 @@ func runDaemon(ctx context.Context, stderr io.Writer, hooks daemonHooks) error {
 	return err
 }
 
+// waitConnected waits for the first connection to NATS, saying every few
+// seconds why there is none yet. Credentials the server refuses stop the
+// start: that is a configuration error, not an outage.
+func waitConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastLog time.Time
+	for !nc.IsConnected() {
+		err := nc.LastError()
+		if isAuthError(err) {
+			return fmt.Errorf("NATS refused the credentials (BRIDGE_NATS_*): %w", err)
+		}
+		if err != nil && time.Since(lastLog) >= 5*time.Second {
+			log.Warn("NATS not reachable yet; retrying", "err", err)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped before NATS was reachable: %w", cmp.Or(err, ctx.Err()))
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func isAuthError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
+}
+
 // bindAtStart provisions or binds the consumer, waiting for NATS while it
 // is unreachable; a JetStream that answers but refuses is a startup error.
 func bindAtStart(ctx context.Context, bind func(context.Context) (jetstream.Consumer, error), log *slog.Logger) (jetstream.Consumer, error) {
@@ -293,6 +330,11 @@ func connect(url string, cfg config, log *slog.Logger, m *metrics.Metrics, extra
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.RetryOnFailedConnect(true),
+		// By default a connection that meets the same auth error twice
+		// closes for good, and the daemon would run on without NATS until
+		// restarted. Refused credentials at start stop the start
+		// (waitConnected); later, as during a rotation, keep trying.
+		nats.IgnoreAuthErrorAbort(),
 		nats.PingInterval(10 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil {

@@ -135,6 +135,13 @@ func (s *Subscriber) Ready() bool { return s.ready.Load() }
 func (s *Subscriber) Run(ctx context.Context) error {
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
+	// A fixed pool of handlers keeps the stacks they grew (decoding JSON
+	// runs deep); a goroutine per delivery grew a new stack every time.
+	work := make(chan jetstream.Msg)
+	defer close(work)
+	for range s.cfg.Concurrency {
+		go s.work(ctx, work, sem, &wg)
+	}
 	go s.sampleConsumer(ctx)
 
 	for ctx.Err() == nil {
@@ -154,7 +161,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		}
 		s.setReady(true)
 		s.log.Info("consuming requests", "consumer", cons.CachedInfo().Name, "stream", cons.CachedInfo().Stream, "concurrency", s.cfg.Concurrency)
-		reason := s.consume(ctx, it, sem, &wg)
+		reason := s.consume(ctx, it, work, sem, &wg)
 		s.setReady(false)
 		if reason == "" {
 			continue
@@ -168,10 +175,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return s.shutdown(&wg)
 }
 
-// consume feeds messages from it to handlers, one free slot at a time,
-// until ctx ends (it returns "") or the subscription must be re-created (it
-// returns why).
-func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, sem chan struct{}, wg *sync.WaitGroup) string {
+// consume feeds messages from it to the handlers on work, one free slot at
+// a time, until ctx ends (it returns "") or the subscription must be
+// re-created (it returns why).
+func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, work chan<- jetstream.Msg, sem chan struct{}, wg *sync.WaitGroup) string {
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	missedHeartbeats := 0
@@ -213,15 +220,19 @@ func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, 
 		wg.Add(1)
 		s.inflight.Add(1)
 		s.m.InFlight.Inc()
-		go func() {
-			defer func() {
-				s.m.InFlight.Dec()
-				s.inflight.Add(-1)
-				<-sem
-				wg.Done()
-			}()
-			s.handle(ctx, msg)
-		}()
+		work <- msg
+	}
+}
+
+// work handles the deliveries consume hands over, one at a time, and
+// frees their slots.
+func (s *Subscriber) work(ctx context.Context, work <-chan jetstream.Msg, sem <-chan struct{}, wg *sync.WaitGroup) {
+	for msg := range work {
+		s.handle(ctx, msg)
+		s.m.InFlight.Dec()
+		s.inflight.Add(-1)
+		<-sem
+		wg.Done()
 	}
 }
 

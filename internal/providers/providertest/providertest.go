@@ -197,7 +197,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("hostile_references", func(t *testing.T) {
 		e := setup(t, h, 5*time.Second, TestCredentials())
 		for _, ref := range []string{
-			"a/b", "../../etc/passwd", "a?b=c&d", "x#frag", "100% sure", "sp ace", "dot.star.*.>",
+			"a/b", "/", "../../etc/passwd", "a?b=c&d", "x#frag", "100% sure", "sp ace", "dot.star.*.>",
 			"ünïcødé-ref", `quote"and\back`, "%2F%2e%2e", "a+b", "semi;colon",
 		} {
 			e.sim.Script(h.Provider, ref, sim.Success)

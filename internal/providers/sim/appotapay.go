@@ -6,12 +6,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
+
+// appotaPayStatusPath is the route of the status call; the escaped
+// partnerRefId follows it.
+const appotaPayStatusPath = "/appotapay/api/v1/service/bill/transaction/"
 
 // appotaPayZone is AppotaPay's local time (Vietnam, UTC+7), in which its
 // transaction times are written.
@@ -27,11 +32,17 @@ const appotaPayMaxTTL = time.Hour
 // otherwise the scripted outcome, signed with the secret key the way the
 // docs list (amount, appotapayTransId, billAmount, errorCode, time).
 func (s *Server) serveAppotaPay(w http.ResponseWriter, r *http.Request) {
+	// The reference is the one escaped path segment after the route.
+	escaped := strings.TrimPrefix(r.URL.EscapedPath(), appotaPayStatusPath)
+	ref, err := url.PathUnescape(escaped)
+	if escaped == "" || strings.Contains(escaped, "/") || err != nil {
+		http.NotFound(w, r)
+		return
+	}
 	if code, message := s.appotaPayAuth(r.Header.Get("X-APPOTAPAY-AUTH")); code != 0 {
 		appotaPayUnauthorized(w, code, message)
 		return
 	}
-	ref := r.PathValue("partnerRefId")
 	o := s.next(AppotaPay, ref)
 	if s.serveGeneric(w, r, o) {
 		return

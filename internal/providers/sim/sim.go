@@ -166,7 +166,9 @@ func New(creds Credentials, opts ...Option) *Server {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /iak/api/v1/bill/check", s.serveIAK)
 	m.HandleFunc("POST /ayopop/api/{version}/bill/status", s.serveAyopop)
-	m.HandleFunc("GET /appotapay/api/v1/service/bill/transaction/{partnerRefId}", s.serveAppotaPay)
+	// A prefix, not a {partnerRefId} wildcard: ServeMux answers 404 for
+	// a segment that is only an escaped slash ("%2F", the reference "/").
+	m.HandleFunc("GET "+appotaPayStatusPath, s.serveAppotaPay)
 	m.HandleFunc("PUT /_sim/scripts/{provider}/{reference}", s.putScript)
 	m.HandleFunc("GET /_sim/calls/{provider}/{reference}", s.getCalls)
 	m.HandleFunc("GET /_sim/stats", s.getStats)
