@@ -5,8 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -318,4 +323,140 @@ func (w *world) waitEvents(timeout time.Duration, ids ...string) map[string]stor
 		return true
 	})
 	return byID
+}
+
+// Helpers of the fault, security and hostile-input suites.
+
+// running reports whether the bridge's run has not returned yet. Call it
+// before stop.
+func (b *bridge) running() bool {
+	select {
+	case err := <-b.done:
+		b.done <- err // keep it for stop
+		return false
+	default:
+		return true
+	}
+}
+
+// get fetches one of the bridge's HTTP endpoints and returns the status
+// code and the body (0 when the request failed).
+func (b *bridge) get(path string) (int, string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + b.httpAddr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// metric returns the value of one series of the bridge's /metrics, such as
+// `statusbridge_publish_errors_total{what="event"}`, or 0 when absent.
+func (b *bridge) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	code, body := b.get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, body)
+	}
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// useNATS points the world's client and the bridge's BRIDGE_NATS_URL at
+// another NATS deployment (a cluster, or a server that requires
+// authentication), connecting with opts.
+func (w *world) useNATS(url string, opts ...nats.Option) {
+	w.t.Helper()
+	w.t.Setenv("BRIDGE_NATS_URL", url)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		w.t.Fatalf("connect to %s: %v", url, err)
+	}
+	w.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.nc, w.js = nc, js
+}
+
+// stopNATS shuts the world's NATS server down and returns a function that
+// starts it again on the same address with the same JetStream store.
+func (w *world) stopNATS() (restart func()) {
+	w.t.Helper()
+	dir := filepath.Dir(w.nats.StoreDir()) // the server adds "jetstream"
+	addr := w.nats.Addr().String()
+	w.nats.Shutdown()
+	w.nats.WaitForShutdown()
+	return func() {
+		w.t.Helper()
+		var err error
+		for range 5 { // the port may take a moment to be free again
+			var s *server.Server
+			if s, err = natsserver.Start(natsserver.Options{StoreDir: dir, Listen: addr}); err == nil {
+				w.t.Cleanup(s.Shutdown)
+				w.nats = s
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		w.t.Fatalf("restart NATS on %s: %v", addr, err)
+	}
+}
+
+// streamInfo returns the state of one of the bridge's streams.
+func (w *world) streamInfo(name string) *jetstream.StreamInfo {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := w.js.Stream(ctx, name)
+	if err != nil {
+		w.t.Fatalf("stream %s: %v", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		w.t.Fatalf("stream %s: %v", name, err)
+	}
+	return info
+}
+
+// consumerInfo returns the state of the bridge's consumer.
+func (w *world) consumerInfo() *jetstream.ConsumerInfo {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := w.js.Consumer(ctx, topology.DefaultRequestsStream, topology.DefaultConsumer)
+	if err != nil {
+		w.t.Fatalf("consumer: %v", err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		w.t.Fatalf("consumer: %v", err)
+	}
+	return info
+}
+
+// waitSettled waits until the events and dead-letter streams hold events
+// and deadLetters messages and the work queue is empty, without reading
+// the messages, and fails when a stream holds more than expected.
+func (w *world) waitSettled(timeout time.Duration, events, deadLetters uint64) {
+	w.t.Helper()
+	waitFor(w.t, timeout, fmt.Sprintf("%d events, %d dead letters and an empty work queue", events, deadLetters), func() bool {
+		ev := w.streamInfo(topology.DefaultEventsStream).State.Msgs
+		dl := w.streamInfo(topology.DefaultDeadLetterStream).State.Msgs
+		if ev > events || dl > deadLetters {
+			w.t.Fatalf("%d events and %d dead letters, want %d and %d", ev, dl, events, deadLetters)
+		}
+		return ev == events && dl == deadLetters && w.streamInfo(topology.DefaultRequestsStream).State.Msgs == 0
+	})
 }
