@@ -1,0 +1,452 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/statusbridge/statusbridge/internal/natsserver"
+	"github.com/statusbridge/statusbridge/internal/providers/sim"
+	"github.com/statusbridge/statusbridge/internal/topology"
+)
+
+// bench is what every round shares: the NATS server, the simulators and
+// the load generator's connection.
+type bench struct {
+	o       benchOptions
+	workDir string
+	stderr  io.Writer
+
+	nats    *server.Server // nil with --nats-url
+	natsURL string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+
+	simSrv *http.Server
+	simURL string
+	sim    atomic.Pointer[sim.Server] // replaced every round, so counts start at zero
+
+	// eventBytes is the mean event size per provider seen in the last
+	// bridge round; the ceiling publishes payloads of that size.
+	eventBytes map[string]int
+}
+
+func newBench(ctx context.Context, o benchOptions, workDir string, stderr io.Writer) (*bench, error) {
+	b := &bench{o: o, workDir: workDir, stderr: stderr, natsURL: o.natsURL, eventBytes: map[string]int{}}
+	if b.natsURL == "" {
+		s, err := natsserver.Start(natsserver.Options{
+			StoreDir:   filepath.Join(workDir, "jetstream"),
+			Listen:     "127.0.0.1:0",
+			SyncAlways: o.syncAlways,
+			ServerName: "statusbridge-bench",
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.nats, b.natsURL = s, s.ClientURL()
+	}
+	nc, err := nats.Connect(b.natsURL, nats.Name("statusbridge bench"))
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	b.nc = nc
+	if b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+		b.close()
+		return nil, err
+	}
+
+	b.sim.Store(sim.New(sim.SandboxCredentials()))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.simSrv = &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.sim.Load().ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() { _ = b.simSrv.Serve(ln) }()
+	b.simURL = "http://" + ln.Addr().String()
+	return b, ctx.Err()
+}
+
+func (b *bench) close() {
+	if b.simSrv != nil {
+		_ = b.simSrv.Close()
+	}
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.nats != nil {
+		b.nats.Shutdown()
+		b.nats.WaitForShutdown()
+	}
+}
+
+// simCalls is the number of authenticated checks the simulators answered
+// since the last resetSim.
+func (b *bench) simCalls() int {
+	s := b.sim.Load()
+	return s.TotalCalls(sim.IAK) + s.TotalCalls(sim.Ayopop) + s.TotalCalls(sim.AppotaPay)
+}
+
+func (b *bench) resetSim() { b.sim.Store(sim.New(sim.SandboxCredentials())) }
+
+// natsDescription says which server the rounds ran against.
+func (b *bench) natsDescription() string {
+	if b.nats == nil {
+		return "external server " + b.natsURL + " (its own storage settings)"
+	}
+	sync := "sync_always=true: fsync before every ack, the daemon's embedded default"
+	if !b.o.syncAlways {
+		sync = "sync_always=false: fsync every 2 minutes"
+	}
+	return fmt.Sprintf("embedded nats-server %s in the bench process, file store in a temp dir, %s", server.VERSION, sync)
+}
+
+// resetStreams deletes the bridge's streams, so that a round starts empty;
+// the worker provisions them again.
+func (b *bench) resetStreams(ctx context.Context) error {
+	for _, name := range []string{topology.DefaultRequestsStream, topology.DefaultEventsStream, topology.DefaultDeadLetterStream} {
+		if err := b.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("delete stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// consumerInfo reads the bridge consumer's state.
+func (b *bench) consumerInfo(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := b.js.Consumer(ctx, topology.DefaultRequestsStream, topology.DefaultConsumer)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
+}
+
+func (b *bench) streamMsgs(ctx context.Context, name string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := b.js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// bridgeEnv is the configuration of a bridge (or ceiling) worker: the
+// daemon's defaults, pointed at the bench's NATS server and simulators.
+func (b *bench) bridgeEnv(extra map[string]string) map[string]string {
+	env := map[string]string{
+		"BRIDGE_NATS_URL":  b.natsURL,
+		"BRIDGE_HTTP_ADDR": "127.0.0.1:0",
+		"BRIDGE_LOG_LEVEL": b.o.logLevel,
+	}
+	if b.o.realAPIs {
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			for _, p := range []string{"BRIDGE_IAK_", "BRIDGE_AYOPOP_", "BRIDGE_APPOTAPAY_"} {
+				if strings.HasPrefix(k, p) {
+					env[k] = v
+				}
+			}
+		}
+	} else {
+		creds := sim.SandboxCredentials()
+		for k, v := range map[string]string{
+			"BRIDGE_IAK_URL":                b.simURL + "/iak",
+			"BRIDGE_IAK_USERNAME":           creds.IAKUsername,
+			"BRIDGE_IAK_API_KEY":            creds.IAKAPIKey,
+			"BRIDGE_AYOPOP_URL":             b.simURL + "/ayopop",
+			"BRIDGE_AYOPOP_API_KEY":         creds.AyopopKey,
+			"BRIDGE_AYOPOP_API_SECRET":      creds.AyopopSecret,
+			"BRIDGE_APPOTAPAY_URL":          b.simURL + "/appotapay",
+			"BRIDGE_APPOTAPAY_PARTNER_CODE": creds.AppotaPayPartnerCode,
+			"BRIDGE_APPOTAPAY_API_KEY":      creds.AppotaPayAPIKey,
+			"BRIDGE_APPOTAPAY_SECRET_KEY":   creds.AppotaPaySecretKey,
+		} {
+			env[k] = v
+		}
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// childEnv is this process's environment without its BRIDGE_* variables,
+// plus env.
+func childEnv(env map[string]string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BRIDGE_") {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// workerStats is a line a worker prints on stdout: once when it is
+// consuming, once as it exits.
+type workerStats struct {
+	Phase      string `json:"phase"` // "ready" or "exit"
+	CPUNanos   int64  `json:"cpu_ns"`
+	Mallocs    uint64 `json:"mallocs"`
+	AllocBytes uint64 `json:"alloc_bytes"`
+	// RSSKiB and HWMKiB are VmRSS and VmHWM of /proc/self/status. The
+	// parent cannot use the child's rusage ru_maxrss: Linux carries the
+	// forking process's peak over the exec into it.
+	RSSKiB int64  `json:"rss_kib"`
+	HWMKiB int64  `json:"hwm_kib"`
+	Error  string `json:"error,omitempty"`
+}
+
+// worker is a bridge or ceiling child process.
+type worker struct {
+	cmd     *exec.Cmd
+	ready   chan workerStats
+	exit    chan workerStats
+	done    chan struct{}
+	waitErr error
+	logPath string
+
+	readyStats workerStats // valid once startWorker returned
+}
+
+// startWorker runs `bridge bench worker --mode mode` with env and waits
+// until it consumes.
+func (b *bench) startWorker(ctx context.Context, mode, name string, env map[string]string) (*worker, error) {
+	w := &worker{
+		ready:   make(chan workerStats, 1),
+		exit:    make(chan workerStats, 1),
+		done:    make(chan struct{}),
+		logPath: filepath.Join(b.workDir, name+".log"),
+	}
+	logFile, err := os.Create(w.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	w.cmd = exec.Command(os.Args[0], "bench", "worker", "--mode", mode)
+	w.cmd.Env = childEnv(env)
+	w.cmd.Stderr = logFile
+	out, err := w.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var s workerStats
+			if json.Unmarshal(sc.Bytes(), &s) != nil {
+				continue
+			}
+			switch s.Phase {
+			case "ready":
+				w.ready <- s
+			case "exit":
+				w.exit <- s
+			}
+		}
+	}()
+	go func() {
+		<-lines // Wait closes the pipe: read it to the end first
+		w.waitErr = w.cmd.Wait()
+		close(w.done)
+	}()
+	select {
+	case w.readyStats = <-w.ready:
+		return w, nil
+	case <-w.done:
+		return nil, fmt.Errorf("worker exited at start (%v); its log:\n%s", w.waitErr, tail(w.logPath, 20))
+	case <-time.After(60 * time.Second):
+		w.kill()
+		return nil, fmt.Errorf("worker not ready within 60s; its log:\n%s", tail(w.logPath, 20))
+	case <-ctx.Done():
+		w.kill()
+		return nil, ctx.Err()
+	}
+}
+
+func (w *worker) pid() int { return w.cmd.Process.Pid }
+
+func (w *worker) kill() {
+	_ = w.cmd.Process.Kill()
+	<-w.done
+}
+
+// stop sends SIGTERM, waits for the exit, and returns the exit line and the
+// process's resource usage.
+func (w *worker) stop() (workerStats, *syscall.Rusage, error) {
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(90 * time.Second):
+		w.kill()
+		return workerStats{}, nil, errors.New("worker did not exit within 90s of SIGTERM")
+	}
+	if w.waitErr != nil {
+		return workerStats{}, nil, fmt.Errorf("worker exited with %v; its log:\n%s", w.waitErr, tail(w.logPath, 20))
+	}
+	var s workerStats
+	select {
+	case s = <-w.exit:
+	default:
+		return s, nil, errors.New("worker exited without its statistics")
+	}
+	ru, _ := w.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if ru == nil {
+		return s, nil, errors.New("no resource usage for the worker")
+	}
+	return s, ru, nil
+}
+
+// procStatus reads VmRSS and VmHWM (KiB) of a running process.
+func procStatus(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n
+		case "VmHWM":
+			hwm = n
+		}
+	}
+	return rss, hwm, nil
+}
+
+// logProblems counts the WARN and ERROR lines of a worker's log and
+// returns the first few.
+func logProblems(path string) (int, []string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, nil
+	}
+	defer f.Close()
+	n := 0
+	var first []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) ||
+			strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			n++
+			if len(first) < 3 {
+				first = append(first, line)
+			}
+		}
+	}
+	return n, first
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startupToReady times `bridge run` with an embedded server, from the
+// process start until /readyz answers 200.
+func (b *bench) startupToReady(ctx context.Context, dataDir string) (time.Duration, error) {
+	httpAddr, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	env := b.bridgeEnv(map[string]string{
+		"BRIDGE_NATS_URL":        "",
+		"BRIDGE_DATA_DIR":        dataDir,
+		"BRIDGE_EMBEDDED_LISTEN": "127.0.0.1:0",
+		"BRIDGE_HTTP_ADDR":       httpAddr,
+	})
+	delete(env, "BRIDGE_NATS_URL")
+	cmd := exec.Command(os.Args[0], "run")
+	cmd.Env = childEnv(env)
+	client := &http.Client{Timeout: time.Second}
+	url := "http://" + httpAddr + "/readyz"
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	for {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+		}
+		select {
+		case err := <-done:
+			done <- err
+			return 0, fmt.Errorf("bridge run exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Since(start) > 30*time.Second {
+			return 0, errors.New("bridge run not ready within 30s")
+		}
+	}
+}

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/statusbridge/statusbridge/internal/publisher"
+	"github.com/statusbridge/statusbridge/internal/topology"
+)
+
+// benchRequest is one request the load generator publishes.
+type benchRequest struct {
+	provider string
+	id       string // request_id, also the request's Nats-Msg-Id
+	subject  string
+	body     []byte
+}
+
+// makeRequests builds n requests whose references carry script; tag makes
+// their ids unique to the round.
+func makeRequests(tag string, n int, mix []string, script string) []benchRequest {
+	reqs := make([]benchRequest, n)
+	for i := range reqs {
+		p := mix[i%len(mix)]
+		id := fmt.Sprintf("bench-%s-%07d", tag, i)
+		ref := fmt.Sprintf("%s#%s-%07d", script, tag, i)
+		reqs[i] = benchRequest{
+			provider: p,
+			id:       id,
+			subject:  topology.RequestSubject(p),
+			body: fmt.Appendf(nil, `{"request_id":%q,"provider":%q,"reference":%q,"metadata":{"order_id":"%d","tenant":"bench"}}`,
+				id, p, ref, i),
+		}
+	}
+	return reqs
+}
+
+// tracker times a batch of requests from their publish to their event.
+// Events are recognised by their Nats-Msg-Id: the bridge's event id, or
+// the request id the ceiling reuses.
+type tracker struct {
+	reqs      []benchRequest
+	start     time.Time
+	index     map[string]int  // event's Nats-Msg-Id → request; built by subscribe
+	pub       []atomic.Int64  // publish time, ns after start
+	lat       []time.Duration // written by the subscription only
+	seen      []bool
+	published atomic.Int64
+	resolved  atomic.Int64
+	lastNs    atomic.Int64 // the latest event, ns after start
+	window    chan struct{}
+	all       chan struct{} // closed once every request has its event
+
+	// eventBytes[provider] is {bytes, events}; read after all is closed.
+	eventBytes map[string]*[2]int64
+}
+
+// newTracker tracks reqs; window > 0 bounds how many are published and
+// not yet resolved.
+func newTracker(reqs []benchRequest, window int) *tracker {
+	t := &tracker{
+		reqs:       reqs,
+		pub:        make([]atomic.Int64, len(reqs)),
+		lat:        make([]time.Duration, len(reqs)),
+		seen:       make([]bool, len(reqs)),
+		all:        make(chan struct{}),
+		eventBytes: map[string]*[2]int64{},
+	}
+	for _, r := range reqs {
+		if t.eventBytes[r.provider] == nil {
+			t.eventBytes[r.provider] = &[2]int64{}
+		}
+	}
+	if window > 0 {
+		t.window = make(chan struct{}, window)
+	}
+	t.start = time.Now()
+	return t
+}
+
+// subscribe listens for events with core NATS, which sees each event as
+// JetStream stores it.
+func (t *tracker) subscribe(nc *nats.Conn) (*nats.Subscription, error) {
+	t.index = make(map[string]int, 2*len(t.reqs))
+	for i, r := range t.reqs {
+		t.index[publisher.EventID(r.provider, r.id)] = i
+		t.index[r.id] = i
+	}
+	sub, err := nc.Subscribe(topology.ResolvedPrefix+">", t.onEvent)
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return nil, err
+	}
+	return sub, nc.Flush()
+}
+
+func (t *tracker) onEvent(m *nats.Msg) {
+	now := time.Since(t.start)
+	i, ok := t.index[m.Header.Get(jetstream.MsgIDHeader)]
+	if !ok || t.seen[i] {
+		return // another round's, or a duplicate
+	}
+	t.seen[i] = true
+	t.lat[i] = now - time.Duration(t.pub[i].Load())
+	b := t.eventBytes[t.reqs[i].provider]
+	b[0] += int64(len(m.Data))
+	b[1]++
+	t.lastNs.Store(int64(now))
+	if t.window != nil {
+		select {
+		case <-t.window:
+		default:
+		}
+	}
+	if t.resolved.Add(1) == int64(len(t.reqs)) {
+		close(t.all)
+	}
+}
+
+// publish publishes every request, spacing them by spacing, and waits for
+// their PubAcks.
+func (t *tracker) publish(ctx context.Context, js jetstream.JetStream, spacing time.Duration) error {
+	for i := range t.reqs {
+		if t.window != nil {
+			select {
+			case t.window <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if spacing > 0 && i > 0 {
+			select {
+			case <-time.After(spacing):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		r := &t.reqs[i]
+		t.pub[i].Store(int64(time.Since(t.start)))
+		for {
+			_, err := js.PublishMsgAsync(&nats.Msg{Subject: r.subject, Data: r.body},
+				jetstream.WithMsgID(r.id), jetstream.WithStallWait(5*time.Second))
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				return fmt.Errorf("publish request: %w", err)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		t.published.Add(1)
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-time.After(time.Minute):
+		return errors.New("requests not acknowledged by JetStream within a minute")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// percentiles returns the q-quantiles (0..1) of the latencies of resolved
+// requests.
+func (t *tracker) percentiles(qs ...float64) []time.Duration {
+	var lat []time.Duration
+	for i, ok := range t.seen {
+		if ok {
+			lat = append(lat, t.lat[i])
+		}
+	}
+	slices.Sort(lat)
+	out := make([]time.Duration, len(qs))
+	for j, q := range qs {
+		if len(lat) > 0 {
+			out[j] = lat[min(len(lat)-1, int(math.Ceil(q*float64(len(lat))))-1)]
+		}
+	}
+	return out
+}
+
+// roundResult is one round's measurements.
+type roundResult struct {
+	n, total       int
+	mode           string
+	requests       int
+	elapsed        time.Duration // first publish to last event
+	rate           float64       // requests per second
+	p50, p95, p99  time.Duration
+	callsPerReq    float64       // NaN with real providers
+	cpu            time.Duration // user+system after the worker was ready
+	cpuStartup     time.Duration
+	maxRSSKiB      int64 // VmHWM at exit
+	allocsPerReq   float64
+	allocBytesReq  float64
+	events, deadLs uint64
+	logProblems    int
+}
+
+func (r roundResult) cpuPerReq() time.Duration { return r.cpu / time.Duration(r.requests) }
+
+// round runs one round of mode: a fresh worker, empty streams, every
+// request published and resolved.
+func (b *bench) round(ctx context.Context, n, total int, mode string) (roundResult, error) {
+	b.resetSim()
+	if err := b.resetStreams(ctx); err != nil {
+		return roundResult{}, err
+	}
+	extra := map[string]string{
+		"BRIDGE_CONCURRENCY":     strconv.Itoa(b.o.concurrency),
+		"BRIDGE_BACKOFF_INITIAL": b.o.backoffInit.String(),
+		"BRIDGE_BACKOFF_MAX":     b.o.backoffMax.String(),
+	}
+	if mode == "ceiling" {
+		var sizes []string
+		for p, n := range b.eventBytes {
+			sizes = append(sizes, p+"="+strconv.Itoa(n))
+		}
+		extra[envBenchEventBytes] = strings.Join(sizes, ",")
+	}
+	name := fmt.Sprintf("round%d-%s", n, mode)
+	if b.o.profileDir != "" {
+		extra[envBenchProfile] = filepath.Join(b.o.profileDir, name)
+	}
+	w, err := b.startWorker(ctx, mode, name, b.bridgeEnv(extra))
+	if err != nil {
+		return roundResult{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			w.kill()
+		}
+	}()
+
+	t := newTracker(makeRequests(fmt.Sprintf("r%d", n), b.o.requests, b.o.mix, b.o.script), b.o.window)
+	sub, err := t.subscribe(b.nc)
+	if err != nil {
+		return roundResult{}, err
+	}
+	defer sub.Unsubscribe()
+	label := fmt.Sprintf("round %d/%d %-7s", n, total, mode)
+	if err := b.drive(ctx, t, label, 0); err != nil {
+		return roundResult{}, err
+	}
+	if err := b.waitSettled(ctx); err != nil {
+		return roundResult{}, err
+	}
+	stats, ru, err := w.stop()
+	ok = true
+	if err != nil {
+		return roundResult{}, err
+	}
+
+	r := roundResult{n: n, total: total, mode: mode, requests: len(t.reqs)}
+	first := time.Duration(t.pub[0].Load())
+	r.elapsed = time.Duration(t.lastNs.Load()) - first
+	r.rate = float64(r.requests) / r.elapsed.Seconds()
+	p := t.percentiles(0.50, 0.95, 0.99)
+	r.p50, r.p95, r.p99 = p[0], p[1], p[2]
+	r.callsPerReq = math.NaN()
+	if !b.o.realAPIs {
+		r.callsPerReq = float64(b.simCalls()) / float64(r.requests)
+	}
+	cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+	r.cpuStartup = time.Duration(w.readyStats.CPUNanos)
+	r.cpu = cpu - r.cpuStartup
+	r.maxRSSKiB = stats.HWMKiB
+	r.allocsPerReq = float64(stats.Mallocs-w.readyStats.Mallocs) / float64(r.requests)
+	r.allocBytesReq = float64(stats.AllocBytes-w.readyStats.AllocBytes) / float64(r.requests)
+	r.events, _ = b.streamMsgs(ctx, topology.DefaultEventsStream)
+	r.deadLs, _ = b.streamMsgs(ctx, topology.DefaultDeadLetterStream)
+	var firstProblems []string
+	r.logProblems, firstProblems = logProblems(w.logPath)
+	for _, l := range firstProblems {
+		fmt.Fprintf(b.stderr, "  %s log: %s\n", mode, l)
+	}
+	if mode == "bridge" {
+		for p, v := range t.eventBytes {
+			if v[1] > 0 {
+				b.eventBytes[p] = int(v[0] / v[1])
+			}
+		}
+	}
+	fmt.Fprintf(b.stderr, "%s: %d requests in %v, %.0f req/s, p50 %v p99 %v, %.2f calls/req, CPU %.1f µs/req, peak RSS %.1f MiB\n",
+		label, r.requests, r.elapsed.Round(time.Millisecond), r.rate, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
+		r.callsPerReq, float64(r.cpuPerReq().Nanoseconds())/1e3, float64(r.maxRSSKiB)/1024)
+	return r, nil
+}
+
+// drive publishes t's requests and waits until all are resolved, printing
+// progress every second.
+func (b *bench) drive(ctx context.Context, t *tracker, label string, spacing time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- t.publish(ctx, b.js, spacing) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastResolved int64
+	lastProgress := time.Now()
+	for {
+		select {
+		case <-t.all:
+			return nil
+		case err := <-pubErr:
+			if err != nil {
+				return err
+			}
+			pubErr = nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			done := t.resolved.Load()
+			elapsed := time.Since(t.start)
+			fmt.Fprintf(b.stderr, "%s: %d/%d resolved, %d/s now, %.0f/s mean, %d published\n",
+				label, done, len(t.reqs), done-lastResolved, float64(done)/elapsed.Seconds(), t.published.Load())
+			if done != lastResolved {
+				lastResolved, lastProgress = done, time.Now()
+			} else if time.Since(lastProgress) > b.o.stallTimeout {
+				return fmt.Errorf("nothing resolved for %v (%d of %d resolved)", b.o.stallTimeout, done, len(t.reqs))
+			}
+		}
+	}
+}
+
+// waitSettled waits until the consumer has no request pending or
+// unacknowledged: the worker acked the last one after its event.
+func (b *bench) waitSettled(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := b.consumerInfo(ctx)
+		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("requests not settled 30s after their events: %d unacknowledged, %d undelivered", info.NumAckPending, info.NumPending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package appotapay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/statusbridge/statusbridge/internal/providers"
+)
+
+// cannedTransport answers every request with body, without a network.
+type cannedTransport []byte
+
+func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{"Content-Type": {"application/json"}},
+		Body:       io.NopCloser(bytes.NewReader(c)),
+		Request:    r,
+	}, nil
+}
+
+// BenchmarkToken is the X-APPOTAPAY-AUTH JWT every call mints.
+func BenchmarkToken(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := token(testPartner, testAPIKey, testSecret, vectorTime); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerify is the response signature check of a success answer.
+func BenchmarkVerify(b *testing.B) {
+	var r map[string]json.RawMessage
+	if err := json.Unmarshal(mustRead(b, "seed_success.json"), &r); err != nil {
+		b.Fatal(err)
+	}
+	var tx map[string]json.RawMessage
+	if err := json.Unmarshal(r["transaction"], &tx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := verify(testSecret, signedFields("0", tx), r["signature"]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseSuccess reads and authenticates a signed success answer.
+func BenchmarkParseSuccess(b *testing.B) {
+	body := mustRead(b, "seed_success.json")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := parse(body, 200, testSecret); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStatus is one Status call against a recorded success answer:
+// the token, the client plumbing, the parse and the signature check.
+func BenchmarkStatus(b *testing.B) {
+	c, err := New(Config{BaseURL: DevURL, PartnerCode: testPartner, APIKey: testAPIKey, SecretKey: testSecret},
+		&http.Client{Transport: cannedTransport(mustRead(b, "seed_success.json"))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	q := providers.Query{Reference: "TESTREF-1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Status(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

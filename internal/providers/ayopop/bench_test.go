@@ -1,0 +1,69 @@
+package ayopop
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/statusbridge/statusbridge/internal/providers"
+)
+
+// cannedTransport answers every request with body, without a network.
+type cannedTransport []byte
+
+func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{"Content-Type": {"application/json"}},
+		Body:       io.NopCloser(bytes.NewReader(c)),
+		Request:    r,
+	}, nil
+}
+
+const benchReference = "HNAY0020200604000067000000006720200604150658000067"
+
+// BenchmarkToken is the TOKEN JWT every call signs (golang-jwt, HS256).
+func BenchmarkToken(b *testing.B) {
+	secret := []byte("test-api-secret")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := token(secret, "UP0t6fB4qZ7j", "prdtesttd11345"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseSuccess(b *testing.B) {
+	body := mustRead(b, "seed_dev_success.json")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := parse(body, 200, benchReference); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStatus is one Status call against a recorded success answer:
+// the request body, the token, the client plumbing and the parse.
+func BenchmarkStatus(b *testing.B) {
+	c, err := New(Config{BaseURL: DevURL, APIKey: "UP0t6fB4qZ7j", APISecret: "test-api-secret"},
+		&http.Client{Transport: cannedTransport(mustRead(b, "seed_dev_success.json"))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	q := providers.Query{Reference: benchReference}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Status(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
