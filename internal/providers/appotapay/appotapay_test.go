@@ -81,17 +81,17 @@ func TestSignatureVectors(t *testing.T) {
 	// request vectors check the sorting and joining rule on other fields.
 	tests := []struct {
 		name   string
-		fields map[string]string
+		fields []param
 		want   string
 	}{
-		{"status response", map[string]string{
-			"amount": "100000", "appotapayTransId": "01ARXAAWEBDS", "billAmount": "100000", "errorCode": "0", "time": "10-04-2020 10:10:10",
+		{"status response", []param{
+			{"time", "10-04-2020 10:10:10"}, {"amount", "100000"}, {"appotapayTransId", "01ARXAAWEBDS"}, {"billAmount", "100000"}, {"errorCode", "0"},
 		}, "b26c17fca71b5eaa1c4eee50cdfef3f8e611a3f4f786aeaf3e755b7bc8bb51c5"},
-		{"bill check request", map[string]string{
-			"serviceCode": "ENVHN", "partnerRefId": "AB123", "billCode": "PD12121",
+		{"bill check request", []param{
+			{"serviceCode", "ENVHN"}, {"partnerRefId", "AB123"}, {"billCode", "PD12121"},
 		}, "208e4c65d7bd9cf64b60384f8c48e6e3d9437ef391d020ede946415cc67357fa"},
-		{"bill pay request as documented", map[string]string{
-			"serviceCode": "ENVHN", "partnerRefId": "AB123", "billDetail": "Array", "billCode": "PD12121", "amount": "100000",
+		{"bill pay request as documented", []param{
+			{"serviceCode", "ENVHN"}, {"partnerRefId", "AB123"}, {"billDetail", "Array"}, {"billCode", "PD12121"}, {"amount", "100000"},
 		}, "4993aeb1221f52db786ecc86a5b682a94db6ac225e33314e2e176a0231ba05c2"},
 	}
 	for _, tc := range tests {

@@ -59,22 +59,22 @@ func token(partnerCode, apiKey, secretKey string, now time.Time) (string, error)
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
-// canonical joins fields the way APP-SEC signs them: names sorted, each as
-// name=value, joined with '&', values raw (no escaping).
-func canonical(fields map[string]string) string {
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+// param is one signed field: its name and its value as written.
+type param struct{ name, value string }
+
+// canonical joins params the way APP-SEC signs them: names sorted, each as
+// name=value, joined with '&', values raw (no escaping). A slice rather
+// than a map keeps the work the same on every call.
+func canonical(params []param) string {
+	sorted := slices.SortedStableFunc(slices.Values(params), func(a, b param) int { return strings.Compare(a.name, b.name) })
 	var b strings.Builder
-	for i, name := range names {
+	for i, p := range sorted {
 		if i > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(name)
+		b.WriteString(p.name)
 		b.WriteByte('=')
-		b.WriteString(fields[name])
+		b.WriteString(p.value)
 	}
 	return b.String()
 }
@@ -86,23 +86,23 @@ func mac(secretKey, message string) []byte {
 	return h.Sum(nil)
 }
 
-// sign returns AppotaPay's signature of fields: lowercase hex HMAC-SHA256
+// sign returns AppotaPay's signature of params: lowercase hex HMAC-SHA256
 // of their canonical string.
-func sign(secretKey string, fields map[string]string) string {
-	return hex.EncodeToString(mac(secretKey, canonical(fields)))
+func sign(secretKey string, params []param) string {
+	return hex.EncodeToString(mac(secretKey, canonical(params)))
 }
 
 // signedFields are the values a status (or pay) response signs: amount,
 // appotapayTransId, billAmount and time from transaction, errorCode from the
 // top level, each as written in the JSON (numbers by their literal,
 // strings decoded). Absent values are empty strings.
-func signedFields(errorCode string, tx map[string]json.RawMessage) map[string]string {
-	fields := map[string]string{"errorCode": errorCode}
+func signedFields(errorCode string, tx map[string]json.RawMessage) []param {
+	params := make([]param, 0, 5)
 	for _, name := range []string{"amount", "appotapayTransId", "billAmount", "time"} {
 		v, _ := scalar(tx, name)
-		fields[name] = v
+		params = append(params, param{name, v})
 	}
-	return fields
+	return append(params, param{"errorCode", errorCode})
 }
 
 var (
@@ -111,10 +111,10 @@ var (
 	errWrongSign = errors.New("signature does not match")
 )
 
-// verify checks a response's signature against fields. The comparison is
+// verify checks a response's signature against params. The comparison is
 // constant-time: a timing difference would let an attacker forge a
 // signature byte by byte.
-func verify(secretKey string, fields map[string]string, signature json.RawMessage) error {
+func verify(secretKey string, params []param, signature json.RawMessage) error {
 	s, ok := providers.Scalar(signature)
 	if !ok || s == "" {
 		return errUnsigned
@@ -123,7 +123,7 @@ func verify(secretKey string, fields map[string]string, signature json.RawMessag
 	if err != nil {
 		return errNotHex
 	}
-	if !hmac.Equal(got, mac(secretKey, canonical(fields))) {
+	if !hmac.Equal(got, mac(secretKey, canonical(params))) {
 		return errWrongSign
 	}
 	return nil

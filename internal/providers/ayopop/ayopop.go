@@ -158,7 +158,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "encode request")
 	}
-	tok, err := token(c.secret, c.key, q.Reference)
+	tok, err := token(c.secret, body)
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "sign token")
 	}
