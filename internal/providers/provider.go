@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"unicode/utf8"
 )
 
 // Provider reports the state of one payment at one provider.
@@ -100,18 +101,40 @@ func Scalar(raw json.RawMessage) (s string, ok bool) {
 	}
 	switch raw[0] {
 	case '"':
+		if plain, ok := plainString(raw); ok {
+			return plain, true
+		}
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", false
 		}
 		return s, true
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		var n json.Number
-		if err := json.Unmarshal(raw, &n); err != nil {
+		// A valid number literal is its own text, as json.Number keeps it.
+		if last := raw[len(raw)-1]; last < '0' || last > '9' || !json.Valid(raw) {
 			return "", false
 		}
-		return n.String(), true
+		return string(raw), true
 	}
 	return "", false
+}
+
+// plainString reads a JSON string that needs no decoding: quoted, valid
+// UTF-8, without escapes, quotes or control characters inside. Most
+// provider fields are such strings, and this skips a full json.Unmarshal.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
 }
 
 // Amount reads a JSON number, or a string holding a plain decimal number,

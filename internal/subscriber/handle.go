@@ -41,21 +41,22 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		requestedAt: meta.Timestamp,
 		seq:         meta.Sequence.Stream,
 	}
-	d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt)
 	s.m.Deliveries.WithLabelValues(s.label(provider)).Inc()
 
 	req, derr := decodeRequest(msg.Data(), token)
-	if derr != nil && derr.DeadLetter != "" {
+	// One With per delivery: each one formats its attributes up front.
+	switch {
+	case derr != nil && derr.DeadLetter != "":
+		d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt)
 		s.deadLetter(ctx, d, derr)
 		return
-	}
-	if derr != nil {
-		d.log = d.log.With("request_id", derr.Partial.RequestID)
+	case derr != nil:
+		d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt, "request_id", derr.Partial.RequestID)
 		d.log.Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
 		s.publishAndAck(ctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
 		return
 	}
-	d.log = d.log.With("request_id", req.RequestID)
+	d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt, "request_id", req.RequestID)
 
 	client, known := s.providers[provider]
 	switch {
