@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -126,6 +127,10 @@ type appotaPayConfig struct {
 // and returns every problem at once.
 func loadConfig() (config, error) {
 	var c config
+	// envconfig stops at the first value it cannot parse; list them all.
+	if errs := unparsableValues(&c); len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
 	if err := envconfig.Process(envPrefix, &c); err != nil {
 		return c, err
 	}
@@ -184,6 +189,47 @@ func loadConfig() (config, error) {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
+}
+
+// unparsableValues reports every set variable whose value does not parse
+// as its field's type, the way envconfig.Process will parse it. Only
+// numbers, booleans and durations can fail, so no secret is ever quoted.
+func unparsableValues(c *config) []error {
+	var errs []error
+	check := func(key string, field any) string {
+		v, set := os.LookupEnv(key)
+		f, ok := field.(reflect.Value)
+		if !set || !ok {
+			return ""
+		}
+		t := f.Type()
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		var err error
+		switch {
+		case t == reflect.TypeFor[time.Duration]():
+			_, err = time.ParseDuration(v)
+		case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+			_, err = strconv.ParseInt(v, 0, t.Bits())
+		case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
+			_, err = strconv.ParseUint(v, 0, t.Bits())
+		case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+			_, err = strconv.ParseFloat(v, t.Bits())
+		case t.Kind() == reflect.Bool:
+			_, err = strconv.ParseBool(v)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q is not a valid %s", key, v, t))
+		}
+		return ""
+	}
+	tmpl := template.Must(template.New("check").Funcs(template.FuncMap{"check": check}).
+		Parse(`{{range .}}{{check .Key .Field}}{{end}}`))
+	if err := envconfig.Usaget(envPrefix, c, io.Discard, tmpl); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // readSecretFiles fills each secret from its *_FILE variable (a mounted

@@ -297,6 +297,26 @@ func TestInvalidConfig(t *testing.T) {
 	}
 }
 
+// TestUnparsableConfig checks that every value of the wrong type is
+// reported at once, not only the first one envconfig meets.
+func TestUnparsableConfig(t *testing.T) {
+	newWorld(t, map[string]string{
+		"BRIDGE_CONCURRENCY":            "many",
+		"BRIDGE_MAX_WAIT":               "a day",
+		"BRIDGE_PROVISION":              "maybe",
+		"BRIDGE_IAK_BACKOFF_MULTIPLIER": "two",
+	})
+	err := runDaemon(t.Context(), io.Discard, daemonHooks{})
+	if err == nil {
+		t.Fatal("started with an invalid configuration")
+	}
+	for _, want := range []string{`BRIDGE_CONCURRENCY="many"`, `BRIDGE_MAX_WAIT="a day"`, `BRIDGE_PROVISION="maybe"`, `BRIDGE_IAK_BACKOFF_MULTIPLIER="two"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+}
+
 // TestEventsAreValidJSONCloudEvents checks the envelope of a real event.
 func TestEventsAreValidJSONCloudEvents(t *testing.T) {
 	w := newWorld(t, nil)

@@ -24,33 +24,36 @@ var codes = map[string]verdict{
 
 	// IAK does not know the payment (yet).
 	"06": {state: providers.StateNotFound}, // inquiry id / transaction not found
-	"42": {state: providers.StateNotFound}, // payment request not received (status 0)
 
 	// The payment failed (transaction-level rejections).
-	"01":  {state: providers.StateFailed}, // invoice already paid
-	"02":  {state: providers.StateFailed}, // bill unpaid (only inquired)
-	"04":  {state: providers.StateFailed}, // billing id / ref_id expired
-	"07":  {state: providers.StateFailed}, // transaction failed
-	"08":  {state: providers.StateFailed}, // billing id blocked
-	"09":  {state: providers.StateFailed}, // inquiry failed
-	"10":  {state: providers.StateFailed}, // bill not available yet
-	"13":  {state: providers.StateFailed}, // customer number blocked
-	"14":  {state: providers.StateFailed}, // incorrect destination number
-	"15":  {state: providers.StateFailed}, // number not supported by product
-	"16":  {state: providers.StateFailed}, // number does not match operator
-	"17":  {state: providers.StateFailed}, // balance not enough
-	"20":  {state: providers.StateFailed}, // product unregistered
-	"30":  {state: providers.StateFailed}, // pay at counter / PDAM
-	"31":  {state: providers.StateFailed}, // exceeds max total bill
-	"32":  {state: providers.StateFailed}, // must pay all periods
-	"33":  {state: providers.StateFailed}, // cannot process, try later
-	"34":  {state: providers.StateFailed}, // bill already paid
-	"35":  {state: providers.StateFailed}, // other unpaid arrear
-	"36":  {state: providers.StateFailed}, // past due date, pay at counter
-	"37":  {state: providers.StateFailed}, // payment failed
-	"38":  {state: providers.StateFailed}, // payment failed, new request needed
-	"40":  {state: providers.StateFailed}, // arrear / invoice already paid
-	"41":  {state: providers.StateFailed}, // cannot be paid at counter
+	"01": {state: providers.StateFailed}, // invoice already paid
+	"02": {state: providers.StateFailed}, // bill unpaid (only inquired)
+	"04": {state: providers.StateFailed}, // billing id / ref_id expired
+	"07": {state: providers.StateFailed}, // transaction failed
+	"08": {state: providers.StateFailed}, // billing id blocked
+	"09": {state: providers.StateFailed}, // inquiry failed
+	"10": {state: providers.StateFailed}, // bill not available yet
+	"13": {state: providers.StateFailed}, // customer number blocked
+	"14": {state: providers.StateFailed}, // incorrect destination number
+	"15": {state: providers.StateFailed}, // number not supported by product
+	"16": {state: providers.StateFailed}, // number does not match operator
+	"17": {state: providers.StateFailed}, // balance not enough
+	"20": {state: providers.StateFailed}, // product unregistered
+	"30": {state: providers.StateFailed}, // pay at counter / PDAM
+	"31": {state: providers.StateFailed}, // exceeds max total bill
+	"32": {state: providers.StateFailed}, // must pay all periods
+	"33": {state: providers.StateFailed}, // cannot process, try later
+	"34": {state: providers.StateFailed}, // bill already paid
+	"35": {state: providers.StateFailed}, // other unpaid arrear
+	"36": {state: providers.StateFailed}, // past due date, pay at counter
+	"37": {state: providers.StateFailed}, // payment failed
+	"38": {state: providers.StateFailed}, // payment failed, new request needed
+	"40": {state: providers.StateFailed}, // arrear / invoice already paid
+	"41": {state: providers.StateFailed}, // cannot be paid at counter
+	// IAK knows the inquiry but never received its payment request (status
+	// 0). IAK tags it Failed and providers.md §3.6 makes it final: it is
+	// the seed's own "not received" answer, not an unknown reference.
+	"42":  {state: providers.StateFailed}, // payment request not received
 	"93":  {state: providers.StateFailed}, // invalid amount
 	"106": {state: providers.StateFailed}, // product temporarily out of service
 	"108": {state: providers.StateFailed}, // id cannot be used for this product

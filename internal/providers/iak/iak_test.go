@@ -92,7 +92,7 @@ func TestSeedResponses(t *testing.T) {
 			},
 		}},
 		{"seed_not_received.json", providers.Result{
-			State: providers.StateNotFound, Status: "0", Code: "42", Message: "REQUEST PEMBAYARAN BELUM DITERIMA",
+			State: providers.StateFailed, Status: "0", Code: "42", Message: "REQUEST PEMBAYARAN BELUM DITERIMA",
 			TransactionID: "9732795", Amount: "137110", Currency: "IDR",
 			Details: map[string]any{
 				"tr_name": "JAORAH", "period": "201405,201407", "nominal": json.Number("129610"),
@@ -153,7 +153,7 @@ var documented = []struct {
 	{"39", providers.StatePending, nil, 0},
 	{"40", providers.StateFailed, nil, 0},
 	{"41", providers.StateFailed, nil, 0},
-	{"42", providers.StateNotFound, nil, 0},
+	{"42", providers.StateFailed, nil, 0},
 	{"91", 0, providers.ErrUnavailable, providers.Retryable},
 	{"92", 0, providers.ErrUnavailable, providers.Retryable},
 	{"93", providers.StateFailed, nil, 0},
