@@ -256,6 +256,7 @@ func (b *bench) startWorker(ctx context.Context, mode, name string, env map[stri
 	defer logFile.Close() // the child has its own descriptor
 	w.cmd = exec.Command(os.Args[0], "bench", "worker", "--mode", mode)
 	w.cmd.Env = childEnv(env)
+	w.cmd.SysProcAttr = dieWithParent()
 	w.cmd.Stderr = logFile
 	out, err := w.cmd.StdoutPipe()
 	if err != nil {
@@ -413,6 +414,7 @@ func (b *bench) startupToReady(ctx context.Context, dataDir string) (time.Durati
 	delete(env, "BRIDGE_NATS_URL")
 	cmd := exec.Command(os.Args[0], "run")
 	cmd.Env = childEnv(env)
+	cmd.SysProcAttr = dieWithParent()
 	client := &http.Client{Timeout: time.Second}
 	url := "http://" + httpAddr + "/readyz"
 	start := time.Now()
@@ -449,4 +451,10 @@ func (b *bench) startupToReady(ctx context.Context, dataDir string) (time.Durati
 			return 0, errors.New("bridge run not ready within 30s")
 		}
 	}
+}
+
+// dieWithParent makes a child process end when the bench does, killed or
+// not, so no worker outlives its run and keeps consuming elsewhere.
+func dieWithParent() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -20,6 +20,10 @@ import (
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
 
+// exitUsage is the exit code of a usage error of `bridge request`
+// (sysexits' EX_USAGE): 2, the usual one, means a failed payment there.
+const exitUsage = 64
+
 // Exit codes of `bridge request --wait`, by the event's status.
 var statusExitCodes = map[string]int{
 	publisher.StatusSuccess:  0,
@@ -48,7 +52,7 @@ func runRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	reference := fs.String("reference", "", "the partner reference the payment was made with (required)")
 	requestID := fs.String("request-id", "", "idempotency key (default: a random one)")
 	deadline := fs.String("deadline", "", "RFC 3339 time or a duration from now (e.g. 10m); default: the bridge's BRIDGE_MAX_WAIT")
-	wait := fs.Bool("wait", false, "wait for the event and print it; the exit code is 0 success, 2 failed, 3 expired, 4 rejected")
+	wait := fs.Bool("wait", false, "wait for the event and print it; the exit code is 0 success, 2 failed, 3 expired, 4 rejected (1 another error, 64 a usage error)")
 	timeout := fs.Duration("timeout", 0, "with --wait, give up after this long (default: until the deadline plus a minute, or forever)")
 	natsURL := fs.String("nats-url", "", "NATS URL (default: BRIDGE_NATS_URL, else nats://127.0.0.1:4222, where the embedded server listens)")
 	md := metadataFlag{}
@@ -58,11 +62,11 @@ func runRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: exitUsage, err: err}
 	}
 	if *provider == "" || *reference == "" {
 		fs.Usage()
-		return &exitError{code: 2, err: errors.New("--provider and --reference are required")}
+		return &exitError{code: exitUsage, err: errors.New("--provider and --reference are required")}
 	}
 	if *requestID == "" {
 		*requestID = "cli-" + randomHex(8)
@@ -72,7 +76,7 @@ func runRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *deadline != "" {
 		t, err := parseDeadline(*deadline, time.Now())
 		if err != nil {
-			return &exitError{code: 2, err: err}
+			return &exitError{code: exitUsage, err: err}
 		}
 		until = t
 		req["deadline"] = t.UTC().Format(time.RFC3339)
