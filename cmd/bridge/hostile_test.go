@@ -246,17 +246,12 @@ func TestHostileInput(t *testing.T) {
 
 // TestRequestOnLiteralWildcardToken publishes a request on the subject
 // "status.requested.>" taken literally. The requests stream (subjects
-// status.requested.*) stores it, but a consumer filtered on
-// status.requested.* never delivers it: JetStream reads the stored ">" as a
-// wildcard when it matches consumer filters, and ">" is not within "*". The
-// message would sit in the work queue for ever, unanswered. A consumer
-// filtered on status.requested.> (which topology.Bind already accepts)
-// delivers it, and the bridge rejects it like any other unknown token.
+// status.requested.*) stores it, and JetStream reads the stored ">" as a
+// wildcard when it matches consumer filters: a consumer filtered on
+// status.requested.* would never deliver it, and it would sit in the work
+// queue for ever. The bridge's filter, status.requested.>, delivers it,
+// and the bridge rejects it like any other unknown token.
 func TestRequestOnLiteralWildcardToken(t *testing.T) {
-	if f := (topology.Config{}).ConsumerConfig().FilterSubject; f != topology.RequestPrefix+">" {
-		t.Skipf("known issue: the consumer filter %q never delivers a request stored under a literal \">\" token; "+
-			"filter on %q in topology.ConsumerConfig and deploy/nats/consumers/bridge.json", f, topology.RequestPrefix+">")
-	}
 	w := newWorld(t, nil)
 	w.startBridge()
 	body := `{"request_id":"literal-gt","provider":">","reference":"r"}`

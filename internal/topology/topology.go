@@ -154,12 +154,15 @@ func (c Config) DeadLetterStreamConfig() jetstream.StreamConfig {
 // and a BackOff list would both replace AckWait and inflate those delays.
 // MaxDeliver is unlimited because every scheduled re-check is a delivery;
 // the request's deadline is the real budget, and the bridge always gets to
-// publish "expired" itself.
+// publish "expired" itself. The filter is "status.requested.>", not ".*":
+// a request published on the literal subject "status.requested.>" is
+// stored by the stream, and JetStream matches a stored ">" as a wildcard,
+// which ".*" never delivers; it would sit in the work queue unanswered.
 func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       c.Consumer,
 		Description:   "statusbridge: shared by every bridge replica",
-		FilterSubject: RequestPrefix + "*",
+		FilterSubject: RequestPrefix + ">",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
