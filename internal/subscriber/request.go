@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/statusbridge/statusbridge/internal/providers"
 )
 
 // Limits of request v1 (SPEC §2).
@@ -139,21 +142,28 @@ type requestFields struct {
 // topLevelFields reads the members of a JSON object by their exact names
 // (encoding/json would also match "Request_ID" and let a repeated name
 // silently win), and reports the first known name that appears twice.
-// Unknown members are skipped.
+// Unknown members are skipped. The values alias body.
+//
+// The body is validated whole first; the walk then only finds where each
+// name and value ends, which on valid JSON needs no more than quotes,
+// escapes and bracket depth. It does what a json.Decoder token loop does
+// (request_fuzz_test.go checks that) without its allocations.
 func topLevelFields(body []byte) (f requestFields, duplicate string, err error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil { // the '{', checked by the caller
-		return f, "", err
+	if !json.Valid(body) {
+		return f, "", errors.New("invalid JSON")
 	}
-	for dec.More() {
-		tok, err := dec.Token()
+	i := skipSpace(body, 1) // the caller checked the '{'
+	for body[i] != '}' {
+		nameEnd := stringEnd(body, i)
+		name, err := unquote(body[i:nameEnd])
 		if err != nil {
 			return f, "", err
 		}
-		name, _ := tok.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return f, "", err
+		i = skipSpace(body, skipSpace(body, nameEnd)+1) // past ':'
+		valueEnd := valueEnd(body, i)
+		value := json.RawMessage(body[i:valueEnd:valueEnd])
+		if i = skipSpace(body, valueEnd); body[i] == ',' {
+			i = skipSpace(body, i+1)
 		}
 		var slot *json.RawMessage
 		switch name {
@@ -175,28 +185,72 @@ func topLevelFields(body []byte) (f requestFields, duplicate string, err error) 
 		}
 		*slot = value
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return f, "", err
-	}
-	if dec.More() || dec.InputOffset() != int64(len(body)) {
-		return f, "", errors.New("data after the object")
-	}
 	return f, duplicate, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++ // the escaped byte cannot end the string
+		}
+	}
+	return i + 1
+}
+
+// valueEnd returns the index after the value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for i < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[i])) {
+		i++ // a number, true, false or null
+	}
+	return i
+}
+
+// unquote decodes a member name; most need no decoding.
+func unquote(raw []byte) (string, error) {
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
 }
 
 func isAbsent(raw json.RawMessage) bool {
 	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
 }
 
+// stringField reads a JSON string member; ok is false for any other type.
 func stringField(raw json.RawMessage) (string, bool) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", false
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
+	return providers.Scalar(raw) // a plain string skips a full Unmarshal
 }
 
 // validReference accepts 1-64 printable characters (SPEC §2). Printable

@@ -3,6 +3,7 @@ package subscriber
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,4 +153,80 @@ func schemaCannotSay(body []byte, derr *decodeError) bool {
 		}
 	}
 	return false
+}
+
+// topLevelFieldsByDecoder is the reference topLevelFields must agree
+// with: the same exact-name reading with a json.Decoder token loop.
+func topLevelFieldsByDecoder(body []byte) (f requestFields, duplicate string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return f, "", err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return f, "", err
+		}
+		name, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return f, "", err
+		}
+		slot := map[string]*json.RawMessage{
+			"request_id": &f.RequestID, "provider": &f.Provider, "reference": &f.Reference,
+			"deadline": &f.Deadline, "metadata": &f.Metadata,
+		}[name]
+		if slot == nil {
+			continue
+		}
+		if *slot != nil && duplicate == "" {
+			duplicate = name
+		}
+		*slot = value
+	}
+	if _, err := dec.Token(); err != nil {
+		return f, "", err
+	}
+	if dec.More() || dec.InputOffset() != int64(len(body)) {
+		return f, "", errors.New("data after the object")
+	}
+	return f, duplicate, nil
+}
+
+// FuzzTopLevelFields checks the walk of topLevelFields against a
+// json.Decoder on every object-shaped body.
+func FuzzTopLevelFields(f *testing.F) {
+	for _, s := range []string{
+		`{"request_id":"r","provider":"iak","reference":"x","request_id":"s"}`,
+		`{ "request_id" : "r" , "x" : [1, {"a": "]}"}, "\"}"] , "metadata" : {"k": "v"} }`,
+		`{"request\u005fid":"r","reference":"a\\\"b","deadline":null,"n":-1.5e3,"t":true}`,
+		`{"Request_ID":"r"}`, `{}`, `{"a":1}{"b":2}`, `{"a":"` + "\xff" + `"}`, `{"a":1,}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		body = bytes.TrimSpace(body)
+		if len(body) == 0 || body[0] != '{' {
+			return // decodeRequest never passes these
+		}
+		got, gotDup, gotErr := topLevelFields(body)
+		want, wantDup, wantErr := topLevelFieldsByDecoder(body)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("%q: error %v, the decoder's %v", body, gotErr, wantErr)
+		}
+		if gotErr != nil {
+			return
+		}
+		if gotDup != wantDup {
+			t.Fatalf("%q: duplicate %q, the decoder's %q", body, gotDup, wantDup)
+		}
+		for _, p := range [][2]json.RawMessage{
+			{got.RequestID, want.RequestID}, {got.Provider, want.Provider}, {got.Reference, want.Reference},
+			{got.Deadline, want.Deadline}, {got.Metadata, want.Metadata},
+		} {
+			if !bytes.Equal(p[0], p[1]) || (p[0] == nil) != (p[1] == nil) {
+				t.Fatalf("%q: member %q, the decoder's %q", body, p[0], p[1])
+			}
+		}
+	})
 }
