@@ -253,16 +253,20 @@ func (b *bench) startWorker(ctx context.Context, mode, name string, env map[stri
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close() // the child has its own descriptor
+	// The worker logs to a pipe, as under a container runtime or systemd,
+	// and the bench stores it. A file of its own would share the disk with
+	// the NATS store's fsyncs and time the journal, not the bridge.
+	logBuf := bufio.NewWriterSize(logFile, 256<<10)
 	w.cmd = exec.Command(os.Args[0], "bench", "worker", "--mode", mode)
 	w.cmd.Env = childEnv(env)
 	w.cmd.SysProcAttr = dieWithParent()
-	w.cmd.Stderr = logFile
+	w.cmd.Stderr = logBuf
 	out, err := w.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := w.cmd.Start(); err != nil {
+		logFile.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	lines := make(chan struct{})
@@ -284,7 +288,9 @@ func (b *bench) startWorker(ctx context.Context, mode, name string, env map[stri
 	}()
 	go func() {
 		<-lines // Wait closes the pipe: read it to the end first
-		w.waitErr = w.cmd.Wait()
+		w.waitErr = w.cmd.Wait() // the log is copied to the end too
+		_ = logBuf.Flush()
+		_ = logFile.Close()
 		close(w.done)
 	}()
 	select {
