@@ -77,7 +77,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	fs.BoolVar(&o.realAPIs, "real-providers", false, "call the providers the BRIDGE_IAK_*, BRIDGE_AYOPOP_* and BRIDGE_APPOTAPAY_* variables name instead of the simulators")
 	fs.DurationVar(&o.backoffInit, "backoff-initial", 20*time.Millisecond, "BRIDGE_BACKOFF_INITIAL in throughput mode, for scripts with pending steps")
 	fs.DurationVar(&o.backoffMax, "backoff-max", 200*time.Millisecond, "BRIDGE_BACKOFF_MAX in throughput mode")
-	fs.StringVar(&o.logLevel, "log-level", "info", "BRIDGE_LOG_LEVEL of the bridge (info, the daemon's default, logs a line per resolved request); its logs go to a file")
+	fs.StringVar(&o.logLevel, "log-level", "info", "BRIDGE_LOG_LEVEL of the bridge (info, the daemon's default, logs a line per resolved request); it logs to a pipe the bench stores")
 	mode := fs.String("mode", "both", "throughput mode: both, bridge or ceiling")
 	fs.IntVar(&o.parked, "parked", 0, "parked mode: park this many pending requests, then time fresh ones")
 	fs.DurationVar(&o.parkFor, "park-for", 10*time.Minute, "parked mode: BRIDGE_BACKOFF_INITIAL and _MAX, how long each parked request waits between checks")

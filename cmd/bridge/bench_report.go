@@ -27,7 +27,7 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	} else {
 		fmt.Fprintln(w, "providers: the simulators, in the bench process")
 	}
-	fmt.Fprintf(w, "bridge: daemon defaults except BRIDGE_CONCURRENCY=%d BRIDGE_BACKOFF_INITIAL=%v BRIDGE_BACKOFF_MAX=%v BRIDGE_LOG_LEVEL=%s (logs to a file)\n",
+	fmt.Fprintf(w, "bridge: daemon defaults except BRIDGE_CONCURRENCY=%d BRIDGE_BACKOFF_INITIAL=%v BRIDGE_BACKOFF_MAX=%v BRIDGE_LOG_LEVEL=%s (logs to a pipe)\n",
 		o.concurrency, o.backoffInit, o.backoffMax, o.logLevel)
 	fmt.Fprintln(w, "latency: request publish to its event's arrival (core subscription); CPU and allocations: the worker process from ready to exit")
 	fmt.Fprintln(w)
