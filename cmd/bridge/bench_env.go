@@ -287,7 +287,7 @@ func (b *bench) startWorker(ctx context.Context, mode, name string, env map[stri
 		}
 	}()
 	go func() {
-		<-lines // Wait closes the pipe: read it to the end first
+		<-lines                  // Wait closes the pipe: read it to the end first
 		w.waitErr = w.cmd.Wait() // the log is copied to the end too
 		_ = logBuf.Flush()
 		_ = logFile.Close()
