@@ -1,31 +1,14 @@
 package appotapay
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 
 	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/providers/providertest"
 )
-
-// cannedTransport answers every request with body, without a network.
-type cannedTransport []byte
-
-func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_ = r.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: http.StatusOK,
-		Header:     http.Header{"Content-Type": {"application/json"}},
-		Body:       io.NopCloser(bytes.NewReader(c)),
-		Request:    r,
-	}, nil
-}
 
 // BenchmarkToken is the X-APPOTAPAY-AUTH JWT every call mints.
 func BenchmarkToken(b *testing.B) {
@@ -71,7 +54,7 @@ func BenchmarkParseSuccess(b *testing.B) {
 // the token, the client plumbing, the parse and the signature check.
 func BenchmarkStatus(b *testing.B) {
 	c, err := New(Config{BaseURL: DevURL, PartnerCode: testPartner, APIKey: testAPIKey, SecretKey: testSecret},
-		&http.Client{Transport: cannedTransport(mustRead(b, "seed_success.json"))})
+		&http.Client{Transport: providertest.Canned(mustRead(b, "seed_success.json"))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,11 +14,6 @@ import (
 	"github.com/statusbridge/statusbridge/internal/providers/providertest"
 )
 
-// roundTrip answers every request of a client with one canned response.
-type roundTrip func(*http.Request) (*http.Response, error)
-
-func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // FuzzStatusResponse drives a whole Status call with an arbitrary HTTP
 // answer: status code, Retry-After, Content-Type and body. Whatever comes
 // back, the call returns a *providers.Error or a result; a verdict comes
@@ -40,7 +35,7 @@ func FuzzStatusResponse(f *testing.F) {
 	const apiKey = "fuzz-SECRET-apikey"
 	f.Fuzz(func(t *testing.T, status int, retryAfter, contentType string, body []byte) {
 		status = 100 + int(uint(status)%500)
-		hc := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		hc := &http.Client{Transport: providertest.Transport(func(r *http.Request) (*http.Response, error) {
 			h := http.Header{}
 			if retryAfter != "" {
 				h.Set("Retry-After", retryAfter)

@@ -1,30 +1,13 @@
 package ayopop
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"testing"
 
 	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/providers/providertest"
 )
-
-// cannedTransport answers every request with body, without a network.
-type cannedTransport []byte
-
-func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_ = r.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: http.StatusOK,
-		Header:     http.Header{"Content-Type": {"application/json"}},
-		Body:       io.NopCloser(bytes.NewReader(c)),
-		Request:    r,
-	}, nil
-}
 
 const benchReference = "HNAY0020200604000067000000006720200604150658000067"
 
@@ -55,7 +38,7 @@ func BenchmarkParseSuccess(b *testing.B) {
 // the request body, the token, the client plumbing and the parse.
 func BenchmarkStatus(b *testing.B) {
 	c, err := New(Config{BaseURL: DevURL, APIKey: "UP0t6fB4qZ7j", APISecret: "test-api-secret"},
-		&http.Client{Transport: cannedTransport(mustRead(b, "seed_dev_success.json"))})
+		&http.Client{Transport: providertest.Canned(mustRead(b, "seed_dev_success.json"))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,30 +1,13 @@
 package iak
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"testing"
 
 	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/providers/providertest"
 )
-
-// cannedTransport answers every request with body, without a network.
-type cannedTransport []byte
-
-func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_ = r.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: http.StatusOK,
-		Header:     http.Header{"Content-Type": {"application/json"}},
-		Body:       io.NopCloser(bytes.NewReader(c)),
-		Request:    r,
-	}, nil
-}
 
 func BenchmarkSign(b *testing.B) {
 	b.ReportAllocs()
@@ -56,7 +39,7 @@ func BenchmarkParsePending(b *testing.B) {
 // building and signing the request, the client plumbing and the parse.
 func BenchmarkStatus(b *testing.B) {
 	c, err := New(Config{BaseURL: SandboxURL, Username: "123123123", APIKey: providers.Secret("testapikey")},
-		&http.Client{Transport: cannedTransport(mustRead(b, "seed_success.json"))})
+		&http.Client{Transport: providertest.Canned(mustRead(b, "seed_success.json"))})
 	if err != nil {
 		b.Fatal(err)
 	}
