@@ -1,10 +1,8 @@
 package ayopop
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -37,16 +35,7 @@ func FuzzStatusResponse(f *testing.F) {
 	const key, secret = "fuzzSECRETkey", "fuzz-SECRET-hmac"
 	f.Fuzz(func(t *testing.T, status int, retryAfter, contentType string, body []byte) {
 		status = 100 + int(uint(status)%500)
-		hc := &http.Client{Transport: providertest.Transport(func(r *http.Request) (*http.Response, error) {
-			h := http.Header{}
-			if retryAfter != "" {
-				h.Set("Retry-After", retryAfter)
-			}
-			if contentType != "" {
-				h.Set("Content-Type", contentType)
-			}
-			return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body)), Request: r}, nil
-		})}
+		hc := &http.Client{Transport: providertest.Answer(status, retryAfter, contentType, body)}
 		c, err := New(Config{BaseURL: "https://ayopop.invalid", APIKey: key, APISecret: secret}, hc)
 		if err != nil {
 			t.Fatal(err)

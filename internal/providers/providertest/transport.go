@@ -30,3 +30,19 @@ func Canned(body []byte) Transport {
 		}, nil
 	}
 }
+
+// Answer answers every request with status, the Retry-After and
+// Content-Type headers when they are not empty, and body: any answer a
+// fuzz target chooses.
+func Answer(status int, retryAfter, contentType string, body []byte) Transport {
+	return func(r *http.Request) (*http.Response, error) {
+		h := http.Header{}
+		if retryAfter != "" {
+			h.Set("Retry-After", retryAfter)
+		}
+		if contentType != "" {
+			h.Set("Content-Type", contentType)
+		}
+		return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body)), Request: r}, nil
+	}
+}
