@@ -3,7 +3,6 @@ package providers
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // MaxBodyBytes bounds every provider response body the clients read. The
@@ -132,20 +134,29 @@ func BadResponse(provider string, status int, format string, args ...any) *Error
 	return e
 }
 
-// DecodeJSON decodes a response body into v. Failure is ErrBadResponse with
-// the offset or field that broke, never the body's content.
+// decodeOptions keep what encoding/json accepted of a provider body: a
+// repeated member name (the last one counts) and invalid UTF-8 (replaced
+// by U+FFFD). Rejecting them would turn a genuine success with an odd
+// byte in a customer name into checks until the deadline; what decides a
+// verdict is read and, for AppotaPay, authenticated after decoding.
+var decodeOptions = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
+// DecodeJSON decodes a response body into v (encoding/json/v2 semantics:
+// member names match exactly, unknown members are skipped). Failure is
+// ErrBadResponse with the offset or member that broke, never the body's
+// content.
 func DecodeJSON(provider string, status int, body []byte, v any) *Error {
-	err := json.Unmarshal(body, v)
+	err := json.Unmarshal(body, v, decodeOptions)
 	if err == nil {
 		return nil
 	}
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
+	var se *jsontext.SyntacticError
+	var te *json.SemanticError
 	switch {
 	case errors.As(err, &se):
-		return BadResponse(provider, status, "invalid JSON at offset %d", se.Offset)
+		return BadResponse(provider, status, "invalid JSON at offset %d", se.ByteOffset)
 	case errors.As(err, &te):
-		return BadResponse(provider, status, "field %q has JSON type %s", te.Field, te.Value)
+		return BadResponse(provider, status, "member %q has JSON type %s", te.JSONPointer, te.JSONKind)
 	}
 	return BadResponse(provider, status, "invalid JSON")
 }

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -79,4 +80,77 @@ func FuzzScalar(f *testing.F) {
 		}
 		t.Fatalf("Scalar(%q) = %q, %v; Unmarshal gives %q, %v", raw, got, ok, want, wantOK)
 	})
+}
+
+func TestDecodeJSONText(t *testing.T) {
+	type body struct {
+		Code Text `json:"code"`
+	}
+	tests := []struct {
+		name      string
+		raw       string
+		want      string
+		wantValid bool
+	}{
+		{"string", `{"code":"00"}`, "00", true},
+		{"number keeps its literal", `{"code":9732795}`, "9732795", true},
+		{"escapes decoded", `{"code":"A\/B \u00e9"}`, "A/B é", true},
+		{"invalid UTF-8 replaced", "{\"code\":\"bad\xffutf8\"}", "bad\ufffdutf8", true},
+		{"null is unset", `{"code":null}`, "", false},
+		{"object is unset, not an error", `{"code":{"a":[1,2]}}`, "", false},
+		{"bool is unset", `{"code":true}`, "", false},
+		{"absent", `{"other":"00"}`, "", false},
+		{"names match exactly", `{"Code":"00"}`, "", false},
+		{"a repeated name: the last counts", `{"code":"01","code":"00"}`, "00", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b body
+			if err := DecodeJSON("test", 200, []byte(tc.raw), &b); err != nil {
+				t.Fatal(err)
+			}
+			if got, valid := b.Code.Get(); got != tc.want || valid != tc.wantValid {
+				t.Errorf("Get() = %q, %v; want %q, %v", got, valid, tc.want, tc.wantValid)
+			}
+		})
+	}
+}
+
+func TestDecodeJSONErrors(t *testing.T) {
+	type body struct {
+		Data *struct {
+			Code Text `json:"code"`
+		} `json:"data"`
+	}
+	tests := []struct{ raw, want string }{
+		{`{"data":{"code":"00"`, "invalid JSON at offset"},
+		{`<html>secret-token</html>`, "invalid JSON at offset 0"},
+		{`{"data":"secret-token"}`, `member "/data" has JSON type string`},
+	}
+	for _, tc := range tests {
+		var b body
+		err := DecodeJSON("test", 200, []byte(tc.raw), &b)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DecodeJSON(%q) = %v, want an error containing %q", tc.raw, err, tc.want)
+			continue
+		}
+		if !errors.Is(err, ErrBadResponse) || strings.Contains(err.Error(), "secret-token") {
+			t.Errorf("DecodeJSON(%q) = %v: want ErrBadResponse without the body's content", tc.raw, err)
+		}
+	}
+}
+
+func TestTextAmount(t *testing.T) {
+	for raw, want := range map[string]string{`137110`: "137110", `"52370"`: "52370", `"12.50"`: "12.50", `1e3`: "", `"01"`: "", `"abc"`: "", `null`: ""} {
+		var b struct {
+			Amount Text `json:"amount"`
+		}
+		if err := DecodeJSON("test", 200, []byte(`{"amount":`+raw+`}`), &b); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := b.Amount.Amount()
+		if string(got) != want || ok != (want != "") {
+			t.Errorf("Amount of %s = %q, %v; want %q", raw, got, ok, want)
+		}
+	}
 }

@@ -80,24 +80,24 @@ type checkStatusRequest struct {
 	Sign     string `json:"sign"`
 }
 
-// checkStatusResponse is the documented wrapper; fields whose type IAK does
-// not keep consistent are read as raw JSON.
+// checkStatusResponse is the documented wrapper; IAK does not keep the
+// types of its members consistent, so each is read as text.
 type checkStatusResponse struct {
 	Data *struct {
-		TrID         json.RawMessage `json:"tr_id"`
-		Code         json.RawMessage `json:"code"`
-		Datetime     json.RawMessage `json:"datetime"`
-		HP           json.RawMessage `json:"hp"`
-		TrName       json.RawMessage `json:"tr_name"`
-		Period       json.RawMessage `json:"period"`
-		Nominal      json.RawMessage `json:"nominal"`
-		Admin        json.RawMessage `json:"admin"`
-		Status       json.RawMessage `json:"status"`
-		ResponseCode json.RawMessage `json:"response_code"`
-		Message      json.RawMessage `json:"message"`
-		Price        json.RawMessage `json:"price"`
-		Noref        json.RawMessage `json:"noref"`
-		RefID        json.RawMessage `json:"ref_id"`
+		TrID         providers.Text `json:"tr_id"`
+		Code         providers.Text `json:"code"`
+		Datetime     providers.Text `json:"datetime"`
+		HP           providers.Text `json:"hp"`
+		TrName       providers.Text `json:"tr_name"`
+		Period       providers.Text `json:"period"`
+		Nominal      providers.Text `json:"nominal"`
+		Admin        providers.Text `json:"admin"`
+		Status       providers.Text `json:"status"`
+		ResponseCode providers.Text `json:"response_code"`
+		Message      providers.Text `json:"message"`
+		Price        providers.Text `json:"price"`
+		Noref        providers.Text `json:"noref"`
+		RefID        providers.Text `json:"ref_id"`
 	} `json:"data"`
 }
 
@@ -139,12 +139,12 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	if d == nil {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no data object")
 	}
-	rc, ok := providers.Scalar(d.ResponseCode)
-	if !ok || rc == "" {
+	rc := d.ResponseCode.String()
+	if rc == "" {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no response_code")
 	}
-	status, hasStatus := providers.Scalar(d.Status)
-	message, _ := providers.Scalar(d.Message)
+	status, hasStatus := d.Status.Get()
+	message := d.Message.String()
 	fail := func(cause error, kind providers.Kind, format string, args ...any) (providers.Result, error) {
 		e := providers.Errorf(Name, cause, format, args...)
 		e.Kind, e.HTTPStatus, e.Code, e.Message = kind, httpStatus, rc, message
@@ -158,7 +158,7 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	if v.cause != nil {
 		return fail(v.cause, v.kind, "")
 	}
-	if ref, ok := providers.Scalar(d.RefID); ok && ref != reference {
+	if ref, ok := d.RefID.Get(); ok && ref != reference {
 		return fail(providers.ErrBadResponse, providers.Retryable, "response is for another ref_id")
 	}
 	// IAK reports the state twice, as status (0 not received, 1 success,
@@ -182,23 +182,25 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	if hasStatus {
 		res.Status = status
 	}
-	res.TransactionID, _ = providers.Scalar(d.TrID)
-	if amount, ok := providers.Amount(d.Price); ok {
-		res.Amount = amount
-	}
+	res.TransactionID = d.TrID.String()
+	res.Amount, _ = d.Price.Amount()
 	details := map[string]any{}
-	for key, field := range map[string]json.RawMessage{
-		"tr_name": d.TrName, "period": d.Period, "noref": d.Noref,
-		"product_code": d.Code, "hp": d.HP, "datetime": d.Datetime,
+	for _, f := range []struct {
+		key  string
+		text providers.Text
+	}{
+		{"tr_name", d.TrName}, {"period", d.Period}, {"noref", d.Noref},
+		{"product_code", d.Code}, {"hp", d.HP}, {"datetime", d.Datetime},
 	} {
-		if s, ok := providers.Scalar(field); ok {
-			details[key] = s
+		if s, ok := f.text.Get(); ok {
+			details[f.key] = s
 		}
 	}
-	for key, field := range map[string]json.RawMessage{"nominal": d.Nominal, "admin": d.Admin} {
-		if n, ok := providers.Amount(field); ok {
-			details[key] = n
-		}
+	if n, ok := d.Nominal.Amount(); ok {
+		details["nominal"] = n
+	}
+	if n, ok := d.Admin.Amount(); ok {
+		details["admin"] = n
 	}
 	if len(details) > 0 {
 		res.Details = details

@@ -1,0 +1,45 @@
+package providers
+
+import (
+	"encoding/json"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Text is a provider member whose documented type is not always the type
+// sent (IAK writes status as 1 or "1"): a JSON string or number, read as
+// its text as Scalar does. Any other value, null included, leaves it
+// unset rather than failing the whole response: a member of an odd type
+// decides nothing by itself. It is meant for response structs decoded by
+// DecodeJSON, which reads it straight from the body without a copy of the
+// raw member.
+type Text struct {
+	s     string
+	valid bool
+}
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (t *Text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	t.s, t.valid = Scalar(json.RawMessage(raw))
+	return nil
+}
+
+// Get returns the text and whether the member was a string or a number.
+func (t Text) Get() (string, bool) { return t.s, t.valid }
+
+// String returns the text, or "" when the member was absent or of
+// another kind.
+func (t Text) String() string { return t.s }
+
+// Amount returns the text as a json.Number when it is a plain decimal
+// number (written as a JSON number or a string), as Amount does.
+func (t Text) Amount() (json.Number, bool) {
+	if !t.valid || !isDecimal(t.s) {
+		return "", false
+	}
+	return json.Number(t.s), true
+}
