@@ -2,7 +2,6 @@ package publisher
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -16,6 +15,9 @@ const (
 	HeaderOriginalSubject  = "Statusbridge-Original-Subject"
 	HeaderOriginalSequence = "Statusbridge-Original-Sequence"
 )
+
+// contentTypeHeader is shared by every event message; nothing modifies it.
+var contentTypeHeader = []string{ContentType}
 
 // streamPublisher is the one method of jetstream.JetStream the publisher uses.
 type streamPublisher interface {
@@ -41,12 +43,15 @@ func New(js streamPublisher, eventsStream, deadLetterStream string) *Publisher {
 // stored an event with this id inside its duplicate window: the event is
 // published, by an earlier delivery.
 func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (duplicate bool, err error) {
-	body, err := json.Marshal(ev)
+	enc := encoders.Get().(*encoder)
+	// The body is copied into the connection's buffer before PublishMsg
+	// returns, so the encoder can be reused after it.
+	defer encoders.Put(enc)
+	body, err := enc.encode(&ev)
 	if err != nil {
-		return false, fmt.Errorf("encode event: %w", err)
+		return false, err
 	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	msg.Header.Set("Content-Type", ContentType)
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{"Content-Type": contentTypeHeader}}
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(p.eventsStream))
 	if err != nil {
 		return false, fmt.Errorf("publish event to %s: %w", subject, err)

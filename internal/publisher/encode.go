@@ -1,0 +1,256 @@
+package publisher
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// encoder is a reusable event buffer: every event is written into the
+// same memory, so encoding one allocates next to nothing.
+type encoder struct{ buf []byte }
+
+var encoders = sync.Pool{New: func() any { return &encoder{buf: make([]byte, 0, 2048)} }}
+
+// MarshalJSON encodes the event as Publish sends it, so encoding/json
+// users (tests, tools) see the same bytes.
+func (e Event) MarshalJSON() ([]byte, error) {
+	enc := encoders.Get().(*encoder)
+	defer encoders.Put(enc)
+	body, err := enc.encode(&e)
+	return bytes.Clone(body), err
+}
+
+// encode writes ev as one compact JSON object: members in the order of
+// the struct fields, map keys sorted, strings quoted by jsontext (the
+// bytes encoding/json writes, without its reflection and HTML escaping).
+// The result aliases the encoder's buffer: it is valid until the
+// encoder's next use.
+func (e *encoder) encode(ev *Event) ([]byte, error) {
+	w := writer{buf: e.buf[:0]}
+	w.begin('{')
+	w.str("specversion", ev.SpecVersion)
+	w.str("id", ev.ID)
+	w.str("source", ev.Source)
+	w.str("type", ev.Type)
+	w.strOmitEmpty("subject", ev.Subject)
+	w.time("time", ev.Time)
+	w.str("datacontenttype", ev.DataContentType)
+	w.str("dataschema", ev.DataSchema)
+	w.name("data")
+	w.data(&ev.Data)
+	w.end('}')
+	e.buf = w.buf
+	if w.err != nil {
+		return nil, fmt.Errorf("encode event: %w", w.err)
+	}
+	return w.buf, nil
+}
+
+// writer appends JSON to buf. The structure is fixed by the code that
+// calls it; what comes from requests and providers goes through
+// jsontext.AppendQuote or is checked to be a number, so nothing they send
+// can change the structure.
+type writer struct {
+	buf   []byte
+	comma bool // a value was written at this level: the next one needs a comma
+	err   error
+}
+
+func (w *writer) sep() {
+	if w.comma {
+		w.buf = append(w.buf, ',')
+	}
+}
+
+func (w *writer) begin(open byte) {
+	w.sep()
+	w.buf = append(w.buf, open)
+	w.comma = false
+}
+
+func (w *writer) end(close byte) {
+	w.buf = append(w.buf, close)
+	w.comma = true
+}
+
+// name writes a member name; the value written next needs no comma.
+func (w *writer) name(n string) {
+	w.quote(n)
+	w.buf = append(w.buf, ':')
+	w.comma = false
+}
+
+// quote writes s as a JSON string. Invalid UTF-8 comes out as U+FFFD
+// (jsontext reports it after replacing it), as encoding/json wrote it,
+// rather than failing an event that must go out.
+func (w *writer) quote(s string) {
+	w.sep()
+	w.buf, _ = jsontext.AppendQuote(w.buf, s)
+	w.comma = true
+}
+
+func (w *writer) str(n, v string) {
+	w.name(n)
+	w.quote(v)
+}
+
+func (w *writer) strOmitEmpty(n, v string) {
+	if v != "" {
+		w.str(n, v)
+	}
+}
+
+// raw writes a literal the caller produced itself.
+func (w *writer) raw(v []byte) {
+	w.sep()
+	w.buf = append(w.buf, v...)
+	w.comma = true
+}
+
+// number writes a provider's number literal after checking it is one:
+// text that is not would change the event's structure.
+func (w *writer) number(n json.Number) {
+	if n == "" {
+		n = "0" // as encoding/json writes it
+	}
+	// A valid JSON value that starts with a sign or digit and ends with a
+	// digit is a number literal and nothing else.
+	first, last := n[0], n[len(n)-1]
+	if (first != '-' && !isDigit(first)) || !isDigit(last) || !json.Valid([]byte(n)) {
+		if w.err == nil {
+			w.err = fmt.Errorf("invalid number literal %q", n)
+		}
+		return
+	}
+	w.raw([]byte(n))
+}
+
+// time writes t as encoding/json does: RFC 3339 with the fraction's
+// trailing zeros dropped.
+func (w *writer) time(n string, t time.Time) {
+	var b [48]byte
+	w.name(n)
+	w.raw(append(t.AppendFormat(append(b[:0], '"'), time.RFC3339Nano), '"'))
+}
+
+func (w *writer) data(d *Data) {
+	w.begin('{')
+	w.str("request_id", d.RequestID)
+	w.str("provider", d.Provider)
+	w.strOmitEmpty("reference", d.Reference)
+	w.str("status", d.Status)
+	w.strOmitEmpty("reason", d.Reason)
+	w.strOmitEmpty("provider_status", d.ProviderStatus)
+	w.strOmitEmpty("provider_code", d.ProviderCode)
+	w.strOmitEmpty("provider_message", d.ProviderMessage)
+	w.strOmitEmpty("provider_transaction_id", d.ProviderTransactionID)
+	if d.Amount != "" {
+		w.name("amount")
+		w.number(d.Amount)
+	}
+	w.strOmitEmpty("currency", d.Currency)
+	w.name("attempts")
+	var n [20]byte
+	w.raw(strconv.AppendInt(n[:0], int64(d.Attempts), 10))
+	w.time("requested_at", d.RequestedAt)
+	w.time("resolved_at", d.ResolvedAt)
+	if len(d.Metadata) > 0 {
+		w.name("metadata")
+		w.stringMap(d.Metadata)
+	}
+	if len(d.Details) > 0 {
+		w.name("details")
+		w.any(d.Details)
+	}
+	w.end('}')
+}
+
+func (w *writer) stringMap(m map[string]string) {
+	var keys [32]string
+	w.begin('{')
+	for _, k := range sortedKeys(m, keys[:0]) {
+		w.str(k, m[k])
+	}
+	w.end('}')
+}
+
+// any writes the values providers put in details. A type this does not
+// know is encoded by encoding/json, so a new provider's details still
+// come out right, only slower.
+func (w *writer) any(v any) {
+	switch v := v.(type) {
+	case string:
+		w.quote(v)
+	case json.Number:
+		w.number(v)
+	case bool:
+		w.raw([]byte(strconv.FormatBool(v)))
+	case map[string]any:
+		if v == nil {
+			w.raw([]byte("null"))
+			return
+		}
+		var keys [32]string
+		w.begin('{')
+		for _, k := range sortedKeys(v, keys[:0]) {
+			w.name(k)
+			w.any(v[k])
+		}
+		w.end('}')
+	case map[string]string:
+		if v == nil {
+			w.raw([]byte("null"))
+			return
+		}
+		w.stringMap(v)
+	case []any:
+		if v == nil {
+			w.raw([]byte("null"))
+			return
+		}
+		w.begin('[')
+		for _, item := range v {
+			w.any(item)
+		}
+		w.end(']')
+	case []map[string]string:
+		if v == nil {
+			w.raw([]byte("null"))
+			return
+		}
+		w.begin('[')
+		for _, item := range v {
+			w.stringMap(item)
+		}
+		w.end(']')
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			if w.err == nil {
+				w.err = err
+			}
+			return
+		}
+		w.raw(b)
+	}
+}
+
+// sortedKeys appends m's keys to keys and sorts them. Request metadata has
+// at most 32 keys and details fewer, so a caller's array holds them
+// without an allocation.
+func sortedKeys[V any](m map[string]V, keys []string) []string {
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

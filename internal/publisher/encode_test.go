@@ -1,0 +1,117 @@
+package publisher
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// reflected is Event without its MarshalJSON: what encoding/json writes
+// from the struct tags, the reference the encoder must agree with.
+type reflected Event
+
+func TestEncodeMatchesEncodingJSON(t *testing.T) {
+	full := fullEvent()
+	minimal := NewEvent(Data{RequestID: "r1", Provider: "paypal", Status: StatusRejected, Reason: ReasonUnknownProvider})
+	hostile := NewEvent(Data{
+		RequestID: "r2", Provider: "ayopop", Reference: "</script>\u2028\"\\\x01", Status: StatusFailed,
+		ProviderMessage: "bad \xff utf-8", Metadata: map[string]string{"": "", "\"k\"": "<&>"},
+		Details: map[string]any{
+			"bills":    []any{map[string]any{"amount": json.Number("-1.5e3"), "partial": true}, nil},
+			"pairs":    []map[string]string{{"key": "a", "value": "b"}},
+			"count":    7,
+			"empty":    map[string]any{},
+			"nil_list": []any(nil),
+		},
+	})
+	for name, ev := range map[string]Event{"full": full, "minimal": minimal, "hostile": hostile} {
+		t.Run(name, func(t *testing.T) {
+			got, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(reflected(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// encoding/json re-escapes a Marshaler's output for HTML, so
+			// compare the encoder's own bytes too.
+			enc := encoders.Get().(*encoder)
+			defer encoders.Put(enc)
+			own, err := enc.encode(&ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(decodeAny(t, want), decodeAny(t, own)); diff != "" {
+				t.Errorf("encoder and encoding/json disagree (-reflection +encoder):\n%s", diff)
+			}
+			// Invalid UTF-8 becomes U+FFFD either way; encoding/json
+			// writes it escaped.
+			if !strings.Contains(string(want), `\ufffd`) && string(got) != string(want) {
+				t.Errorf("json.Marshal(ev) = %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestEncodeRefusesWhatIsNotANumber(t *testing.T) {
+	for _, n := range []string{`1}`, `{"a":1}`, `1 `, ` 1`, `"1"`, `1,"x":2`, `NaN`, `01`} {
+		ev := NewEvent(Data{RequestID: "r", Provider: "iak", Status: StatusSuccess, Amount: json.Number(n)})
+		if b, err := json.Marshal(ev); err == nil {
+			t.Errorf("amount %q encoded as %s, want an error", n, b)
+		}
+		ev.Data.Amount = ""
+		ev.Data.Details = map[string]any{"x": json.Number(n)}
+		if b, err := json.Marshal(ev); err == nil {
+			t.Errorf("details number %q encoded as %s, want an error", n, b)
+		}
+	}
+}
+
+// FuzzEncode checks the encoder against encoding/json on events built
+// from arbitrary strings, numbers and times.
+func FuzzEncode(f *testing.F) {
+	f.Add("ord-1", "091283746520", "PAYMENT SUCCESS", "order_id", "7781", "137110", int64(1795000000123456789), 3)
+	f.Add("x", "</tag>&", "\xff\xfe", "", "\u2028", "-0.5E+2", int64(0), 0)
+	f.Add("", "", "", "k", "", "1 ", int64(-62135596800000000), -1)
+	f.Fuzz(func(t *testing.T, id, ref, msg, key, value, number string, nanos int64, attempts int) {
+		ev := NewEvent(Data{
+			RequestID: id, Provider: "iak", Reference: ref, Status: StatusSuccess,
+			ProviderMessage: msg, Amount: json.Number(number), Attempts: attempts,
+			RequestedAt: time.Unix(0, nanos), ResolvedAt: time.Unix(0, nanos).Add(time.Second),
+			Metadata: map[string]string{key: value, value: key},
+			Details:  map[string]any{key: []any{value, json.Number(number), map[string]any{value: true}}},
+		})
+		want, wantErr := json.Marshal(reflected(ev))
+		enc := encoders.Get().(*encoder)
+		defer encoders.Put(enc)
+		got, err := enc.encode(&ev)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("encoder error %v, encoding/json error %v", err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		if !json.Valid(got) {
+			t.Fatalf("encoder wrote invalid JSON: %s", got)
+		}
+		if diff := cmp.Diff(decodeAny(t, want), decodeAny(t, got)); diff != "" {
+			t.Fatalf("encoder and encoding/json disagree (-reflection +encoder):\n%s", diff)
+		}
+		if !strings.ContainsAny(string(want), `\`) && string(got) != string(want) {
+			t.Fatalf("same structure, different bytes:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func decodeAny(t *testing.T, b []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return v
+}
