@@ -21,7 +21,18 @@ type delivery struct {
 	attempt     int    // JetStream's delivery count: checks made, this one included
 	requestedAt time.Time
 	seq         uint64
-	log         *slog.Logger
+	requestID   string // once the body gave one
+	base        *slog.Logger
+}
+
+// log returns a logger naming the delivery. Building one formats its
+// attributes, so it is made only for lines that are written: the common
+// path writes its one INFO line with LogAttrs instead.
+func (d *delivery) log() *slog.Logger {
+	if d.requestID == "" {
+		return d.base.With("provider", d.provider, "stream_seq", d.seq, "delivery", d.attempt)
+	}
+	return d.base.With("provider", d.provider, "stream_seq", d.seq, "delivery", d.attempt, "request_id", d.requestID)
 }
 
 // handle takes one delivery to its end: an event published and the
@@ -40,32 +51,31 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		attempt:     int(meta.NumDelivered),
 		requestedAt: meta.Timestamp,
 		seq:         meta.Sequence.Stream,
+		base:        s.log,
 	}
 	s.m.Deliveries.WithLabelValues(s.label(provider)).Inc()
 
 	req, derr := decodeRequest(msg.Data(), token)
-	// One With per delivery: each one formats its attributes up front.
 	switch {
 	case derr != nil && derr.DeadLetter != "":
-		d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt)
 		s.deadLetter(ctx, d, derr)
 		return
 	case derr != nil:
-		d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt, "request_id", derr.Partial.RequestID)
-		d.log.Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
+		d.requestID = derr.Partial.RequestID
+		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
 		s.publishAndAck(ctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
 		return
 	}
-	d.log = s.log.With("provider", provider, "stream_seq", d.seq, "delivery", d.attempt, "request_id", req.RequestID)
+	d.requestID = req.RequestID
 
 	client, known := s.providers[provider]
 	switch {
 	case !known:
-		d.log.Warn("request rejected", "reason", publisher.ReasonUnknownProvider)
+		d.log().Warn("request rejected", "reason", publisher.ReasonUnknownProvider)
 		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
 		return
 	case client == nil:
-		d.log.Warn("request rejected", "reason", publisher.ReasonProviderNotConfigured)
+		d.log().Warn("request rejected", "reason", publisher.ReasonProviderNotConfigured)
 		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
 		return
 	}
@@ -73,7 +83,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	if deadline.IsZero() {
 		deadline = d.requestedAt.Add(s.cfg.MaxWait)
 	} else if deadline.After(d.requestedAt.Add(s.cfg.MaxDeadline)) {
-		d.log.Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", "deadline is further than BRIDGE_MAX_DEADLINE after publish")
+		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", "deadline is further than BRIDGE_MAX_DEADLINE after publish")
 		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
 		return
 	}
@@ -86,7 +96,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	cancel()
 	s.m.CheckDuration.WithLabelValues(provider).Observe(time.Since(start).Seconds())
 	s.m.Checks.WithLabelValues(provider, outcomeLabel(res, err)).Inc()
-	s.logCheck(d.log, res, err)
+	s.logCheck(ctx, &d, res, err)
 
 	dec := decide(res, err, timing{
 		Attempt:       d.attempt,
@@ -100,9 +110,11 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	if dec.Action == actRetry {
 		if err := msg.NakWithDelay(dec.Delay); err != nil {
 			// The request stays unacknowledged and comes back after AckWait.
-			d.log.Warn("could not park the request", "err", err)
+			d.log().Warn("could not park the request", "err", err)
 		}
-		d.log.Debug("will check again", "delay", dec.Delay)
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			d.log().Debug("will check again", "delay", dec.Delay)
+		}
 		return
 	}
 	data := publisher.Data{
@@ -160,7 +172,7 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 	if err != nil {
 		s.m.PublishErrors.WithLabelValues("event").Inc()
 		delay := publishRetryDelay(d.attempt)
-		d.log.Error("event publish failed; the request will be handled again", "err", err, "delay", delay)
+		d.log().Error("event publish failed; the request will be handled again", "err", err, "delay", delay)
 		_ = d.msg.NakWithDelay(delay)
 		return
 	}
@@ -171,14 +183,21 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 	if err := d.msg.DoubleAck(pctx); err != nil {
 		// The event is out. The request comes back after AckWait and
 		// re-publishes the same event id, which JetStream drops.
-		d.log.Warn("event published but the request ack failed; it will be redelivered", "err", err, "event_id", ev.ID)
+		d.log().Warn("event published but the request ack failed; it will be redelivered", "err", err, "event_id", ev.ID)
 	}
 	s.m.Events.WithLabelValues(label, data.Status, data.Reason).Inc()
 	s.m.Resolution.WithLabelValues(label, data.Status).Observe(data.ResolvedAt.Sub(data.RequestedAt).Seconds())
 	s.m.Attempts.WithLabelValues(label, data.Status).Observe(float64(data.Attempts))
-	d.log.Info("request resolved",
-		"status", data.Status, "reason", data.Reason, "attempts", data.Attempts,
-		"event_id", ev.ID, "duplicate", dup, "age", data.ResolvedAt.Sub(data.RequestedAt).Round(time.Millisecond))
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		// The settled request's one line, written without building a
+		// logger for it: this is the path every request takes.
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request resolved",
+			slog.String("provider", d.provider), slog.Uint64("stream_seq", d.seq), slog.Int("delivery", d.attempt),
+			slog.String("request_id", d.requestID),
+			slog.String("status", data.Status), slog.String("reason", data.Reason), slog.Int("attempts", data.Attempts),
+			slog.String("event_id", ev.ID), slog.Bool("duplicate", dup),
+			slog.Duration("age", data.ResolvedAt.Sub(data.RequestedAt).Round(time.Millisecond)))
+	}
 }
 
 // deadLetter stores an unreadable request on status.deadletter.<provider>
@@ -196,15 +215,15 @@ func (s *Subscriber) deadLetter(ctx context.Context, d delivery, derr *decodeErr
 	if err != nil {
 		s.m.PublishErrors.WithLabelValues("deadletter").Inc()
 		delay := publishRetryDelay(d.attempt)
-		d.log.Error("dead-letter publish failed; the request will be handled again", "err", err, "delay", delay)
+		d.log().Error("dead-letter publish failed; the request will be handled again", "err", err, "delay", delay)
 		_ = d.msg.NakWithDelay(delay)
 		return
 	}
 	if err := d.msg.TermWithReason("deadletter: " + derr.DeadLetter); err != nil {
-		d.log.Warn("dead letter stored but the request could not be terminated; it will be redelivered", "err", err)
+		d.log().Warn("dead letter stored but the request could not be terminated; it will be redelivered", "err", err)
 	}
 	s.m.DeadLetters.WithLabelValues(derr.DeadLetter).Inc()
-	d.log.Warn("request dead-lettered", "reason", derr.DeadLetter, "detail", derr.Detail, "bytes", len(d.msg.Data()))
+	d.log().Warn("request dead-lettered", "reason", derr.DeadLetter, "detail", derr.Detail, "bytes", len(d.msg.Data()))
 }
 
 // publishRetryDelay spaces retries of a failed publish: 1s, 2s, 4s… up to 30s.
@@ -254,9 +273,11 @@ var causes = []struct {
 // logCheck logs one check: answers at DEBUG ("pending" is not a failure),
 // failures that only need time at WARN, failures an operator must look at
 // (credentials, signatures, unknown codes) at ERROR.
-func (s *Subscriber) logCheck(log *slog.Logger, res providers.Result, err error) {
+func (s *Subscriber) logCheck(ctx context.Context, d *delivery, res providers.Result, err error) {
 	if err == nil {
-		log.Debug("checked", "state", res.State.String(), "provider_code", res.Code)
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			d.log().Debug("checked", "state", res.State.String(), "provider_code", res.Code)
+		}
 		return
 	}
 	level := slog.LevelError
@@ -271,5 +292,5 @@ func (s *Subscriber) logCheck(log *slog.Logger, res providers.Result, err error)
 	if errors.As(err, &pe) {
 		attrs = append(attrs, "http_status", pe.HTTPStatus, "provider_code", pe.Code)
 	}
-	log.Log(context.Background(), level, "check failed", attrs...)
+	d.log().Log(ctx, level, "check failed", attrs...)
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -28,7 +27,22 @@ const (
 	requestIDPattern = `^[A-Za-z0-9._:-]{1,128}$`
 )
 
-var requestIDRE = regexp.MustCompile(requestIDPattern)
+// validRequestID reports whether id matches requestIDPattern (the
+// pattern the schema and the tests use), without a regular expression on
+// every delivery.
+func validRequestID(id string) bool {
+	if len(id) < 1 || len(id) > MaxRequestIDLen {
+		return false
+	}
+	for i := range len(id) {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Request is a decoded, validated request v1.
 type Request struct {
@@ -86,7 +100,8 @@ func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) 
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidRequestID, Detail: "request_id appears more than once"}
 	}
 	var r Request
-	if err := json.Unmarshal(raw.RequestID, &r.RequestID); err != nil || !requestIDRE.MatchString(r.RequestID) {
+	var ok bool
+	if r.RequestID, ok = stringField(raw.RequestID); !ok || !validRequestID(r.RequestID) {
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidRequestID, Detail: "request_id must be a string of 1-128 characters from A-Z a-z 0-9 . _ : -"}
 	}
 
@@ -152,21 +167,9 @@ func topLevelFields(body []byte) (f requestFields, duplicate string, err error) 
 	if !json.Valid(body) {
 		return f, "", errors.New("invalid JSON")
 	}
-	i := skipSpace(body, 1) // the caller checked the '{'
-	for body[i] != '}' {
-		nameEnd := stringEnd(body, i)
-		name, err := unquote(body[i:nameEnd])
-		if err != nil {
-			return f, "", err
-		}
-		i = skipSpace(body, skipSpace(body, nameEnd)+1) // past ':'
-		valueEnd := valueEnd(body, i)
-		value := json.RawMessage(body[i:valueEnd:valueEnd])
-		if i = skipSpace(body, valueEnd); body[i] == ',' {
-			i = skipSpace(body, i+1)
-		}
+	err = members(body, func(name []byte, value json.RawMessage) error {
 		var slot *json.RawMessage
-		switch name {
+		switch string(name) { // compared without a copy
 		case "request_id":
 			slot = &f.RequestID
 		case "provider":
@@ -178,14 +181,39 @@ func topLevelFields(body []byte) (f requestFields, duplicate string, err error) 
 		case "metadata":
 			slot = &f.Metadata
 		default:
-			continue
+			return nil
 		}
 		if *slot != nil && duplicate == "" {
-			duplicate = name
+			duplicate = string(name)
 		}
 		*slot = value
+		return nil
+	})
+	return f, duplicate, err
+}
+
+// members calls member with the name and value of each member of obj, a
+// JSON object inside a body that json.Valid accepted, in order, and stops
+// at the first error member returns. Values, and names that needed no
+// unescaping, alias obj.
+func members(obj []byte, member func(name []byte, value json.RawMessage) error) error {
+	i := skipSpace(obj, 1) // obj starts with '{'
+	for obj[i] != '}' {
+		nameEnd := stringEnd(obj, i)
+		name, err := unquote(obj[i:nameEnd])
+		if err != nil {
+			return err
+		}
+		i = skipSpace(obj, skipSpace(obj, nameEnd)+1) // past ':'
+		valueEnd := valueEnd(obj, i)
+		if err := member(name, obj[i:valueEnd:valueEnd]); err != nil {
+			return err
+		}
+		if i = skipSpace(obj, valueEnd); obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
 	}
-	return f, duplicate, nil
+	return nil
 }
 
 func skipSpace(b []byte, i int) int {
@@ -231,14 +259,15 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-// unquote decodes a member name; most need no decoding.
-func unquote(raw []byte) (string, error) {
+// unquote decodes a member name; most need no decoding, and are returned
+// without a copy.
+func unquote(raw []byte) ([]byte, error) {
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return string(raw[1 : len(raw)-1]), nil
+		return raw[1 : len(raw)-1], nil
 	}
 	var s string
 	err := json.Unmarshal(raw, &s)
-	return s, err
+	return []byte(s), err
 }
 
 func isAbsent(raw json.RawMessage) bool {
@@ -268,26 +297,30 @@ func validReference(s string) bool {
 	return true
 }
 
+var errNotAString = errors.New("metadata values must be strings")
+
+// decodeMetadata reads the metadata member of a validated body. A key
+// given twice counts once, with its last value.
 func decodeMetadata(raw json.RawMessage) (map[string]string, string) {
 	if raw[0] != '{' {
 		return nil, "metadata must be an object of strings"
 	}
-	var md map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &md); err != nil {
-		return nil, "metadata must be an object of strings"
+	md := map[string]string{}
+	err := members(raw, func(name []byte, value json.RawMessage) error {
+		s, ok := stringField(value)
+		if !ok {
+			return errNotAString
+		}
+		md[string(name)] = s
+		return nil
+	})
+	if err != nil {
+		return nil, errNotAString.Error()
 	}
 	if len(md) > MaxMetadataKeys {
 		return nil, fmt.Sprintf("metadata has %d keys, at most %d allowed", len(md), MaxMetadataKeys)
 	}
-	out := make(map[string]string, len(md))
-	for k, v := range md {
-		s, ok := stringField(v)
-		if !ok {
-			return nil, "metadata values must be strings"
-		}
-		out[k] = s
-	}
-	return out, ""
+	return md, ""
 }
 
 func joinProblems(p []string) string {

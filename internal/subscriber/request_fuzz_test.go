@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,22 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
+
+// requestIDRE is the schema's request_id pattern, the reference that
+// validRequestID must agree with.
+var requestIDRE = regexp.MustCompile(requestIDPattern)
+
+// FuzzValidRequestID checks validRequestID against the pattern.
+func FuzzValidRequestID(f *testing.F) {
+	for _, s := range []string{"ord-7781-status", "", "a b", "é", "x:y.z_1-2", strings.Repeat("a", 128), strings.Repeat("a", 129), "a\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := validRequestID(id), requestIDRE.MatchString(id); got != want {
+			t.Fatalf("validRequestID(%q) = %v, the pattern says %v", id, got, want)
+		}
+	})
+}
 
 // FuzzDecodeRequest feeds decodeRequest arbitrary bodies, seeded with every
 // example of schemas/examples. It must never panic, and its answer must

@@ -113,3 +113,22 @@ func manyKeys(n int) string {
 	}
 	return b.String()
 }
+
+func TestProviderOf(t *testing.T) {
+	tests := []struct{ subject, token, name string }{
+		{"status.requested.iak", "iak", "iak"},
+		{"status.requested.Pay_Pal-2", "Pay_Pal-2", "Pay_Pal-2"},
+		{"status.requested.a.b", "a.b", "unknown"},
+		{"status.requested.>", ">", "unknown"},
+		{"status.requested.*", "*", "unknown"},
+		{"status.requested.é", "é", "unknown"},
+		{"status.requested." + strings.Repeat("x", 32), strings.Repeat("x", 32), strings.Repeat("x", 32)},
+		{"status.requested." + strings.Repeat("x", 33), strings.Repeat("x", 33), "unknown"},
+		{"status.requested.", "", "unknown"},
+	}
+	for _, tc := range tests {
+		if token, name := providerOf(tc.subject); token != tc.token || name != tc.name {
+			t.Errorf("providerOf(%q) = %q, %q; want %q, %q", tc.subject, token, name, tc.token, tc.name)
+		}
+	}
+}

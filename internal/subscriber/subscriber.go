@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -323,15 +322,20 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-var safeToken = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
-
 // providerOf reads the provider token of a request subject. A token that is
 // not a plain name becomes "unknown", so nothing a requester chose beyond a
 // plain name reaches our subjects, logs or metric labels.
 func providerOf(subject string) (token, name string) {
 	token = strings.TrimPrefix(subject, topology.RequestPrefix)
-	if safeToken.MatchString(token) {
-		return token, token
+	if len(token) < 1 || len(token) > 32 {
+		return token, "unknown"
 	}
-	return token, "unknown"
+	for i := range len(token) {
+		switch c := token[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return token, "unknown"
+		}
+	}
+	return token, token
 }
