@@ -104,10 +104,13 @@ func Scalar(raw json.RawMessage) (s string, ok bool) {
 		if plain, ok := plainString(raw); ok {
 			return plain, true
 		}
-		if err := json.Unmarshal(raw, &s); err != nil {
+		// A local, not the named result: taking the result's address
+		// would move it to the heap on every call, fast path included.
+		var decoded string
+		if err := json.Unmarshal(raw, &decoded); err != nil {
 			return "", false
 		}
-		return s, true
+		return decoded, true
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		// A valid number literal is its own text, as json.Number keeps it.
 		if last := raw[len(raw)-1]; last < '0' || last > '9' || !json.Valid(raw) {

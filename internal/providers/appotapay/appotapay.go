@@ -7,14 +7,17 @@ package appotapay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/statusbridge/statusbridge/internal/providers"
 )
@@ -48,6 +51,7 @@ type Client struct {
 	secretKey   providers.Secret
 	http        *http.Client
 	now         func() time.Time // token times and Retry-After; tests pin it
+	lastToken   atomic.Pointer[mintedToken]
 }
 
 var _ providers.Provider = (*Client)(nil)
@@ -96,8 +100,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 		e.Kind = providers.BadRequest
 		return providers.Result{}, e
 	}
-	now := c.now()
-	tok, err := token(c.partnerCode, c.apiKey.Reveal(), c.secretKey.Reveal(), now)
+	tok, err := c.requestToken(c.now())
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "sign request token")
 	}
@@ -116,14 +119,10 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	if e := providers.CheckHTTPStatus(Name, resp, c.now()); e != nil {
 		// AppotaPay explains a 4xx in its usual body (401: which credential;
 		// 400: errorCode 1); keep its code and message for the operator.
-		var body struct {
-			ErrorCode json.RawMessage `json:"errorCode"`
-			Message   json.RawMessage `json:"message"`
-		}
-		if json.Unmarshal(raw, &body) == nil {
-			if code, ok := errorCode(body.ErrorCode); ok {
-				e.Code = code
-				e.Message, _ = providers.Scalar(body.Message)
+		var body statusResponse
+		if providers.DecodeJSON(Name, resp.StatusCode, raw, &body) == nil {
+			if code, ok := body.ErrorCode.Get(); ok {
+				e.Code, e.Message = code, body.Message.String()
 			}
 		}
 		return providers.Result{}, e
@@ -142,29 +141,182 @@ func pathSegment(reference string) string {
 	return url.PathEscape(reference)
 }
 
+// statusResponse is AppotaPay's answer body, a status answer or the
+// explanation of a 4xx. DecodeJSON matches member names exactly, so the
+// members deciding a verdict are the ones AppotaPay signed, never
+// look-alikes in another case; a repeated member counts by its last value.
+type statusResponse struct {
+	ErrorCode   errorCode         `json:"errorCode"`
+	Message     providers.Text    `json:"message"`
+	Signature   providers.Text    `json:"signature"`
+	Transaction transactionMember `json:"transaction"`
+	BillDetail  billDetail        `json:"billDetail"`
+}
+
+// errorCode is the errorCode member, which decides the verdict, read
+// strictly: a JSON integer written canonically (no plus sign, leading
+// zero, fraction, exponent or quotes), so that its text is the one
+// AppotaPay signed.
+type errorCode struct {
+	text      string // set when canonical
+	present   bool
+	canonical bool
+}
+
+// UnmarshalJSONFrom reads one value of any kind from dec; one that is not
+// a canonical integer is reported by parse, not as a decoding failure.
+func (c *errorCode) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	*c = errorCode{present: true}
+	n, err := strconv.Atoi(string(raw))
+	if text := strconv.Itoa(n); err == nil && text == string(raw) {
+		c.text, c.canonical = text, true
+	}
+	return nil
+}
+
+// Get returns the code and whether it was a canonical integer.
+func (c errorCode) Get() (string, bool) { return c.text, c.canonical }
+
+// transaction holds the members of the transaction object that AppotaPay
+// signs, as text: numbers by their literal, strings decoded, absent "".
+type transaction struct {
+	Amount           providers.Text `json:"amount"`
+	AppotapayTransID providers.Text `json:"appotapayTransId"`
+	BillAmount       providers.Text `json:"billAmount"`
+	Time             providers.Text `json:"time"`
+}
+
+// transactionMember is the transaction member: an object, null (read as
+// absent), or a value of another kind, which parse reports only once
+// errorCode says the transaction matters.
+type transactionMember struct {
+	transaction
+	notObject bool
+}
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (m *transactionMember) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	// A repeated member replaces the earlier one whole; decoding into the
+	// same struct again would merge the two objects, and the values
+	// checked against the signature would then be ones no object held.
+	*m = transactionMember{}
+	kind := dec.PeekKind()
+	if kind == '{' {
+		return json.UnmarshalDecode(dec, &m.transaction)
+	}
+	m.notObject = kind != 'n'
+	return dec.SkipValue()
+}
+
+// billDetail is the billDetail member, documented as an array of bills and
+// described as "JSON string is array", so both are read. Only the
+// documented members of each bill are passed on; anything unreadable is
+// left out, never failing the answer, since billDetail is not signed and
+// decides nothing.
+type billDetail []any
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (b *billDetail) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*b = nil
+	var items []billItem
+	switch dec.PeekKind() {
+	case '[':
+		if err := json.UnmarshalDecode(dec, &items); err != nil {
+			return err
+		}
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		// The string's own content is decoded as leniently as the body.
+		if json.Unmarshal([]byte(tok.String()), &items, dec.Options()) != nil {
+			return nil
+		}
+	default:
+		return dec.SkipValue()
+	}
+	for i := range items {
+		if bill := items[i].details(); len(bill) > 0 {
+			*b = append(*b, bill)
+		}
+	}
+	return nil
+}
+
+// billItem is one element of billDetail: a bill object, or a value of
+// another kind, which leaves it empty.
+type billItem struct {
+	BillNumber              providers.Text `json:"billNumber"`
+	Period                  providers.Text `json:"period"`
+	Amount                  providers.Text `json:"amount"`
+	BillCreated             providers.Text `json:"billCreated"`
+	BillExpiry              providers.Text `json:"billExpiry"`
+	BillType                providers.Text `json:"billType"`
+	BillOtherInfo           providers.Text `json:"billOtherInfo"`
+	IsPartialPaymentAllowed jsontext.Value `json:"isPartialPaymentAllowed"`
+	ExtraInfo               providers.Text `json:"extraInfo"`
+}
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (b *billItem) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() != '{' {
+		return dec.SkipValue()
+	}
+	// The conversion drops this method, so the members are decoded as
+	// plain struct fields.
+	type members billItem
+	return json.UnmarshalDecode(dec, (*members)(b))
+}
+
+// details returns the members of b that were read.
+func (b *billItem) details() map[string]any {
+	bill := map[string]any{}
+	for _, f := range []struct {
+		name string
+		text providers.Text
+	}{
+		{"billNumber", b.BillNumber}, {"period", b.Period}, {"billCreated", b.BillCreated}, {"billExpiry", b.BillExpiry},
+		{"billType", b.BillType}, {"billOtherInfo", b.BillOtherInfo}, {"extraInfo", b.ExtraInfo},
+	} {
+		if s, ok := f.text.Get(); ok {
+			bill[f.name] = s
+		}
+	}
+	if n, ok := b.Amount.Amount(); ok {
+		bill["amount"] = n
+	}
+	switch string(b.IsPartialPaymentAllowed) {
+	case "true":
+		bill["isPartialPaymentAllowed"] = true
+	case "false":
+		bill["isPartialPaymentAllowed"] = false
+	}
+	return bill
+}
+
 // parse reads a status response body (HTTP 2xx) and authenticates it with
 // secretKey.
-//
-// Members are read by their exact names: encoding/json would match struct
-// fields case-insensitively, and the fields deciding a verdict must be the
-// ones AppotaPay signed, not look-alikes.
 func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, error) {
-	var r map[string]json.RawMessage
+	var r *statusResponse
 	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
 		return providers.Result{}, e
 	}
 	if r == nil {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "body is null")
 	}
-	rawCode, present := r["errorCode"]
-	if !present {
+	if !r.ErrorCode.present {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no errorCode")
 	}
-	code, ok := errorCode(rawCode)
+	code, ok := r.ErrorCode.Get()
 	if !ok {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "errorCode is not an integer")
 	}
-	message, _ := scalar(r, "message")
+	message := r.Message.String()
 	fail := func(cause error, kind providers.Kind, format string, args ...any) (providers.Result, error) {
 		e := providers.Errorf(Name, cause, format, args...)
 		e.Kind, e.HTTPStatus, e.Code, e.Message = kind, httpStatus, code, message
@@ -181,13 +333,11 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 		return fail(v.cause, v.kind, "")
 	}
 
-	var tx map[string]json.RawMessage
-	if t, ok := r["transaction"]; ok && string(t) != "null" {
-		if err := json.Unmarshal(t, &tx); err != nil || tx == nil {
-			return providers.Result{}, providers.BadResponse(Name, httpStatus, "transaction is not an object")
-		}
+	if r.Transaction.notObject {
+		return providers.Result{}, providers.BadResponse(Name, httpStatus, "transaction is not an object")
 	}
-	sigErr := verify(secretKey, signedFields(code, tx), r["signature"])
+	tx := &r.Transaction.transaction
+	sigErr := verify(secretKey, code, tx, r.Signature)
 	if sigErr != nil && v.state != providers.StatePending {
 		// Success, failed and not found settle the payment or lead to it.
 		// Nothing of an unauthenticated body is passed on, not even its
@@ -207,14 +357,14 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 	res := providers.Result{State: v.state, Code: code, Message: message}
 	details := map[string]any{}
 	if trusted {
-		res.TransactionID, _ = scalar(tx, "appotapayTransId")
-		if amount, ok := providers.Amount(tx["amount"]); ok {
+		res.TransactionID = tx.AppotapayTransID.String()
+		if amount, ok := tx.Amount.Amount(); ok {
 			res.Amount, res.Currency = amount, "VND"
 		}
-		if billAmount, ok := providers.Amount(tx["billAmount"]); ok {
+		if billAmount, ok := tx.BillAmount.Amount(); ok {
 			details["billAmount"] = billAmount
 		}
-		if t, ok := scalar(tx, "time"); ok {
+		if t, ok := tx.Time.Get(); ok {
 			details["time"] = t
 		}
 	}
@@ -224,65 +374,11 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 		// of the account, so it would prove nothing about this one.
 		return fail(providers.ErrBadResponse, providers.Retryable, "success without transaction id and amount")
 	}
-	if bills := billDetails(r["billDetail"]); len(bills) > 0 {
-		details["billDetail"] = bills
+	if len(r.BillDetail) > 0 {
+		details["billDetail"] = []any(r.BillDetail)
 	}
 	if len(details) > 0 {
 		res.Details = details
 	}
 	return res, nil
-}
-
-// errorCode reads errorCode, which decides the verdict, strictly: a JSON
-// integer written canonically (no plus sign, leading zero, fraction,
-// exponent or quotes), so that its text is the one AppotaPay signed.
-func errorCode(raw json.RawMessage) (string, bool) {
-	s := string(raw)
-	n, err := strconv.Atoi(s)
-	return s, err == nil && strconv.Itoa(n) == s
-}
-
-// scalar reads member name of obj as providers.Scalar does.
-func scalar(obj map[string]json.RawMessage, name string) (string, bool) {
-	return providers.Scalar(obj[name])
-}
-
-// billDetails reads billDetail, documented as an array of bills and
-// described as "JSON string is array", so both are accepted. Only the
-// documented members are passed on; anything unreadable is left out, since
-// billDetail is not signed and decides nothing.
-func billDetails(raw json.RawMessage) []any {
-	if s, ok := providers.Scalar(raw); ok && len(raw) > 0 && raw[0] == '"' {
-		raw = json.RawMessage(s)
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
-		return nil
-	}
-	var bills []any
-	for _, rawItem := range items {
-		var item map[string]json.RawMessage
-		if json.Unmarshal(rawItem, &item) != nil {
-			continue
-		}
-		bill := map[string]any{}
-		for _, name := range []string{"billNumber", "period", "billCreated", "billExpiry", "billType", "billOtherInfo", "extraInfo"} {
-			if s, ok := scalar(item, name); ok {
-				bill[name] = s
-			}
-		}
-		if n, ok := providers.Amount(item["amount"]); ok {
-			bill["amount"] = n
-		}
-		switch string(item["isPartialPaymentAllowed"]) {
-		case "true":
-			bill["isPartialPaymentAllowed"] = true
-		case "false":
-			bill["isPartialPaymentAllowed"] = false
-		}
-		if len(bill) > 0 {
-			bills = append(bills, bill)
-		}
-	}
-	return bills
 }

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,7 +107,27 @@ func TestSignatureVectors(t *testing.T) {
 	if got := canonical(tests[0].fields); got != wantString {
 		t.Errorf("canonical = %q, want %q", got, wantString)
 	}
+
+	// The client's own message builder and check, on the same vector.
+	var r statusResponse
+	if err := providers.DecodeJSON(Name, 200, []byte(`{"errorCode":0,"transaction":`+seedTx+`,"signature":"`+seedSig+`"}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	code, _ := r.ErrorCode.Get()
+	if got := string(signedMessage(nil, code, &r.Transaction.transaction)); got != wantString {
+		t.Errorf("signedMessage = %q, want %q", got, wantString)
+	}
+	if err := verify(testSecret, code, &r.Transaction.transaction, r.Signature); err != nil {
+		t.Errorf("verify: %v", err)
+	}
 }
+
+// seedTx and seedSig are seed_success.json's transaction object and
+// signature, for bodies a map cannot hold (repeated members).
+const (
+	seedTx  = `{"amount":100000,"billAmount":100000,"appotapayTransId":"01ARXAAWEBDS","time":"10-04-2020 10:10:10"}`
+	seedSig = "b26c17fca71b5eaa1c4eee50cdfef3f8e611a3f4f786aeaf3e755b7bc8bb51c5"
+)
 
 func TestRequestGolden(t *testing.T) {
 	type request struct {
@@ -298,6 +320,28 @@ func TestUntrustworthyAnswers(t *testing.T) {
 		}), providers.ErrUnknownCode, "not in"},
 		{"body is null", []byte("null"), providers.ErrBadResponse, "null"},
 		{"body is an array", []byte(`[{"errorCode":0}]`), providers.ErrBadResponse, "JSON type"},
+		{"transaction is an array", edit(t, "seed_success.json", func(m map[string]any) {
+			m["transaction"] = []any{m["transaction"]}
+		}), providers.ErrBadResponse, "not an object"},
+		{"transaction under another case", edit(t, "seed_success.json", func(m map[string]any) {
+			m["Transaction"] = m["transaction"]
+			delete(m, "transaction")
+		}), providers.ErrSignature, "does not match"},
+		{"transaction under another case, signed as absent", edit(t, "seed_success.json", func(m map[string]any) {
+			m["Transaction"] = m["transaction"]
+			delete(m, "transaction")
+			m["signature"] = sign(testSecret, signedFields("0", nil))
+		}), providers.ErrBadResponse, "without transaction"},
+		{"repeated transaction: a forged last one counts", []byte(`{"errorCode":0,"transaction":` + seedTx +
+			`,"transaction":{"amount":1000000,"billAmount":100000,"appotapayTransId":"01ARXAAWEBDS","time":"10-04-2020 10:10:10"},"signature":"` + seedSig + `"}`),
+			providers.ErrSignature, "does not match"},
+		{"repeated transaction: the last replaces the signed one whole", []byte(`{"errorCode":0,"transaction":` + seedTx +
+			`,"transaction":{"amount":100000,"appotapayTransId":"01ARXAAWEBDS"},"signature":"` + seedSig + `"}`),
+			providers.ErrSignature, "does not match"},
+		{"repeated errorCode: the last is not the signed one", []byte(`{"errorCode":0,"errorCode":33,"transaction":` + seedTx + `,"signature":"` + seedSig + `"}`),
+			providers.ErrSignature, "does not match"},
+		{"repeated signature: the last is not the valid one", []byte(`{"errorCode":0,"transaction":` + seedTx + `,"signature":"` + seedSig + `","signature":""}`),
+			providers.ErrSignature, "no signature"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -319,6 +363,226 @@ func TestUntrustworthyAnswers(t *testing.T) {
 				t.Errorf("a forged answer's code %q and message %q were passed on", pe.Code, pe.Message)
 			}
 		})
+	}
+}
+
+func TestLookAlikeAndRepeatedMembers(t *testing.T) {
+	success := mustParse(t, mustRead(t, "seed_success.json"))
+	partial := success
+	partial.Details = map[string]any{"billDetail": success.Details["billDetail"]}
+	seedBills := `,"billDetail":[{"billNumber":"117934","period":"4/2020","amount":100000,"billCreated":"","billExpiry":"","billType":"","billOtherInfo":"","isPartialPaymentAllowed":false,"extraInfo":""}]`
+	tests := []struct {
+		name string
+		body []byte
+		want providers.Result
+	}{
+		{"ErrorCode beside errorCode is not read", edit(t, "failed.json", func(m map[string]any) {
+			m["ErrorCode"] = json.Number("0")
+		}), mustParse(t, mustRead(t, "failed.json"))},
+		{"Transaction beside transaction is not read", edit(t, "seed_success.json", func(m map[string]any) {
+			m["Transaction"] = map[string]any{"amount": json.Number("1"), "appotapayTransId": "FORGED"}
+		}), success},
+		{"Signature, Message and BillDetail are not read", edit(t, "seed_success.json", func(m map[string]any) {
+			m["Signature"], m["Message"], m["BillDetail"] = "00", "Other", []any{map[string]any{"billNumber": "X"}}
+		}), success},
+		{"repeated transaction: the last, signed one counts", []byte(`{"errorCode":0,"message":"Success"` + seedBills +
+			`,"transaction":{"amount":1,"appotapayTransId":"FORGED"},"transaction":` + seedTx + `,"signature":"` + seedSig + `"}`), success},
+		{"repeated transaction: the last one, signed as it is, counts whole", []byte(`{"errorCode":0,"message":"Success"` + seedBills +
+			`,"transaction":` + seedTx + `,"transaction":{"amount":100000,"appotapayTransId":"01ARXAAWEBDS"},"signature":"` +
+			sign(testSecret, []param{{"amount", "100000"}, {"appotapayTransId", "01ARXAAWEBDS"}, {"billAmount", ""}, {"errorCode", "0"}, {"time", ""}}) + `"}`),
+			partial},
+		{"repeated errorCode and signature: the last ones count", []byte(`{"errorCode":33,"errorCode":0,"message":"Other","message":"Success"` + seedBills +
+			`,"transaction":` + seedTx + `,"signature":"00","signature":"` + seedSig + `"}`), success},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parse(tc.body, 200, testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBillDetailShapes(t *testing.T) {
+	// billDetail is not signed and decides nothing: whatever its shape, the
+	// answer stands, with the bills that could be read.
+	without := mustParse(t, mustRead(t, "seed_success.json"))
+	without.Details = map[string]any{"billAmount": json.Number("100000"), "time": "10-04-2020 10:10:10"}
+	withBill := func(bill map[string]any) providers.Result {
+		r := without
+		r.Details = map[string]any{"billAmount": json.Number("100000"), "time": "10-04-2020 10:10:10", "billDetail": []any{bill}}
+		return r
+	}
+	tests := []struct {
+		name, billDetail string
+		want             providers.Result
+	}{
+		{"a number", `5`, without},
+		{"a boolean", `true`, without},
+		{"null", `null`, without},
+		{"an object", `{"billNumber":"B1"}`, without},
+		{"an empty array", `[]`, without},
+		{"a string that is not JSON", `"Array"`, without},
+		{"a string holding an object", `"{\"billNumber\":\"B1\"}"`, without},
+		{"a string holding a string holding the array", `"\"[{\\\"billNumber\\\":\\\"B1\\\"}]\""`, without},
+		{"a string holding an array and more", `"[{\"billNumber\":\"B1\"}] []"`, without},
+		{"an array of other values", `[1,"x",null,[],{},true]`, without},
+		{"a bill with members of odd types", `[{"billNumber":"B1","amount":{"v":1},"period":["x"],"isPartialPaymentAllowed":"yes","billType":null}]`,
+			withBill(map[string]any{"billNumber": "B1"})},
+		{"a bill with an amount that is not decimal", `[{"billNumber":"B1","amount":"1e3"}]`, withBill(map[string]any{"billNumber": "B1"})},
+		{"a bill with member names in another case", `[{"BillNumber":"B1","billNumber":"B2","Amount":5}]`, withBill(map[string]any{"billNumber": "B2"})},
+		{"a bill with a repeated member: the last counts", `[{"billNumber":"B1","billNumber":"B2","isPartialPaymentAllowed":true,"isPartialPaymentAllowed":false}]`,
+			withBill(map[string]any{"billNumber": "B2", "isPartialPaymentAllowed": false})},
+		{"a string holding a bill with a repeated member: the last counts", `"[{\"billNumber\":\"B1\",\"billNumber\":\"B2\"}]"`,
+			withBill(map[string]any{"billNumber": "B2"})},
+		{"a bill with invalid UTF-8", "[{\"billNumber\":\"B\xff1\"}]", withBill(map[string]any{"billNumber": "B\ufffd1"})},
+		{"a string holding a bill with invalid UTF-8", "\"[{\\\"billNumber\\\":\\\"B\xff1\\\"}]\"", withBill(map[string]any{"billNumber": "B\ufffd1"})},
+		{"repeated: the last counts", `[{"billNumber":"B1"}],"billDetail":"[{\"billNumber\":\"B2\"}]"`, withBill(map[string]any{"billNumber": "B2"})},
+		{"repeated: a last one of a wrong shape leaves it out", `[{"billNumber":"B1"}],"billDetail":5`, without},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"errorCode":0,"message":"Success","billDetail":` + tc.billDetail + `,"transaction":` + seedTx + `,"signature":"` + seedSig + `"}`
+			got, err := parse([]byte(body), 200, testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestErrorBody(t *testing.T) {
+	// A 4xx body is read as a status answer is: exact names, the last of
+	// a repeated member, odd members of no consequence.
+	tests := []struct {
+		name, body    string
+		code, message string
+	}{
+		{"documented", `{"errorCode":14,"message":"API Key is invalid"}`, "14", "API Key is invalid"},
+		{"odd members beside it", `{"errorCode":14,"message":"M","transaction":"x","billDetail":5,"signature":{}}`, "14", "M"},
+		{"repeated errorCode: the last counts", `{"errorCode":11,"errorCode":14,"message":"M"}`, "14", "M"},
+		{"names in another case are not read", `{"ErrorCode":14,"Message":"M"}`, "", ""},
+		{"errorCode as a string", `{"errorCode":"14","message":"M"}`, "", ""},
+		{"not JSON", `<html>Unauthorized</html>`, "", ""},
+		{"null", `null`, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hc := &http.Client{Transport: providertest.Answer(http.StatusUnauthorized, "", "application/json", []byte(tc.body))}
+			c, err := New(Config{BaseURL: DevURL, PartnerCode: testPartner, APIKey: testAPIKey, SecretKey: testSecret}, hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Status(t.Context(), providers.Query{Reference: "REF"})
+			var pe *providers.Error
+			if !errors.Is(err, providers.ErrAuth) || !errors.As(err, &pe) {
+				t.Fatalf("error %v, want ErrAuth", err)
+			}
+			if pe.Code != tc.code || pe.Message != tc.message {
+				t.Errorf("code %q, message %q; want %q, %q", pe.Code, pe.Message, tc.code, tc.message)
+			}
+		})
+	}
+}
+
+func TestTokenReuse(t *testing.T) {
+	answer := providertest.Canned(mustRead(t, "seed_success.json"))
+	var sent []string
+	hc := &http.Client{Transport: providertest.Transport(func(r *http.Request) (*http.Response, error) {
+		sent = append(sent, strings.TrimPrefix(r.Header.Get("X-APPOTAPAY-AUTH"), "Bearer "))
+		return answer(r)
+	})}
+	c, err := New(Config{BaseURL: DevURL, PartnerCode: testPartner, APIKey: testAPIKey, SecretKey: testSecret}, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minted := func(at time.Time) string {
+		t.Helper()
+		tok, err := token(testPartner, testAPIKey, testSecret, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	t0 := vectorTime
+	steps := []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"first call mints", t0, minted(t0)},
+		{"reused within the window", t0.Add(tokenReuse - time.Second), minted(t0)},
+		{"re-minted once the window is over", t0.Add(tokenReuse), minted(t0.Add(tokenReuse))},
+		{"the new one is reused in turn", t0.Add(tokenReuse + 10*time.Second), minted(t0.Add(tokenReuse))},
+		{"a clock set back re-mints", t0.Add(10 * time.Second), minted(t0.Add(10 * time.Second))},
+	}
+	for _, step := range steps {
+		c.now = func() time.Time { return step.at }
+		if _, err := c.Status(t.Context(), providers.Query{Reference: "REF"}); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		got := sent[len(sent)-1]
+		if got != step.want {
+			t.Errorf("%s: sent the token minted at another time", step.name)
+		}
+		// Whenever it is sent, a token still has over 4 minutes to live.
+		_, err := jwt.Parse(got, func(*jwt.Token) (any, error) { return []byte(testSecret), nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(),
+			jwt.WithTimeFunc(func() time.Time { return step.at.Add(4 * time.Minute) }))
+		if err != nil {
+			t.Errorf("%s: the token sent expires within 4 minutes: %v", step.name, err)
+		}
+	}
+}
+
+func TestTokenConcurrentCalls(t *testing.T) {
+	// Run with -race: calls share the client's token.
+	answer := providertest.Canned(mustRead(t, "seed_success.json"))
+	var mu sync.Mutex
+	var sent []string
+	hc := &http.Client{Transport: providertest.Transport(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		sent = append(sent, strings.TrimPrefix(r.Header.Get("X-APPOTAPAY-AUTH"), "Bearer "))
+		mu.Unlock()
+		return answer(r)
+	})}
+	c, err := New(Config{BaseURL: DevURL, PartnerCode: testPartner, APIKey: testAPIKey, SecretKey: testSecret}, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Pointer[time.Time]
+	c.now = func() time.Time { return *clock.Load() }
+	for _, at := range []time.Time{vectorTime, vectorTime.Add(tokenReuse)} {
+		clock.Store(&at)
+		sent = nil
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 20 {
+					if _, err := c.Status(t.Context(), providers.Query{Reference: "REF"}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		want, err := token(testPartner, testAPIKey, testSecret, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range sent {
+			if got != want {
+				t.Fatalf("at %v a call sent a token minted at another time", at)
+			}
+		}
 	}
 }
 
@@ -730,6 +994,15 @@ func rawTx(t *testing.T, m map[string]any) map[string]json.RawMessage {
 	return tx
 }
 
+func mustParse(t *testing.T, body []byte) providers.Result {
+	t.Helper()
+	res, err := parse(body, 200, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 func mustRead(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
@@ -754,4 +1027,47 @@ func golden(t *testing.T, name string, got []byte) {
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", name, diff)
 	}
+}
+
+// param is one signed field: its name and its value as written.
+type param struct{ name, value string }
+
+// canonical joins params the way APP-SEC signs them, written out as the
+// docs state the rule for any field list: names sorted, each as
+// name=value, joined with '&', values raw (no escaping). The tests sign
+// answers with it, independently of signedMessage's fixed order; the
+// vectors of TestSignatureVectors check it.
+func canonical(params []param) string {
+	sorted := slices.SortedStableFunc(slices.Values(params), func(a, b param) int { return strings.Compare(a.name, b.name) })
+	var b strings.Builder
+	for i, p := range sorted {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.name)
+		b.WriteByte('=')
+		b.WriteString(p.value)
+	}
+	return b.String()
+}
+
+// sign returns AppotaPay's signature of params: lowercase hex HMAC-SHA256
+// of their canonical string.
+func sign(secretKey string, params []param) string {
+	h := hmac.New(sha256.New, []byte(secretKey))
+	h.Write([]byte(canonical(params)))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// signedFields are the values a status response signs, read from a raw
+// transaction object: amount, appotapayTransId, billAmount and time from
+// tx, errorCode from the top level, each as written in the JSON (numbers
+// by their literal, strings decoded); absent values are empty strings.
+func signedFields(errorCode string, tx map[string]json.RawMessage) []param {
+	params := make([]param, 0, 5)
+	for _, name := range []string{"amount", "appotapayTransId", "billAmount", "time"} {
+		v, _ := providers.Scalar(tx[name])
+		params = append(params, param{name, v})
+	}
+	return append(params, param{"errorCode", errorCode})
 }

@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,11 +16,16 @@ import (
 )
 
 // tokenTTL is how long a request JWT is valid. AppotaPay's own generator
-// (AppotaPayInc/skills gen_jwt.py) uses 300 s. A token is minted for each
-// call and names no path, so a captured one opens every endpoint of the
-// account until it expires: the lifetime should be short, yet long enough
-// to absorb a few minutes of clock skew between us and AppotaPay.
+// (AppotaPayInc/skills gen_jwt.py) uses 300 s. A token names no path, so a
+// captured one opens every endpoint of the account until it expires: the
+// lifetime should be short, yet long enough to absorb a few minutes of
+// clock skew between us and AppotaPay.
 const tokenTTL = 5 * time.Minute
+
+// tokenReuse is how long a minted token is sent again instead of minting
+// one per call. A token reused no longer than this still has over 4
+// minutes of tokenTTL left for clock skew.
+const tokenReuse = 30 * time.Second
 
 // tokenHeader is the JWS header APP-JWT documents, in its member order. The
 // cty member is AppotaPay's own and required; golang-jwt builds headers
@@ -59,50 +62,47 @@ func token(partnerCode, apiKey, secretKey string, now time.Time) (string, error)
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
-// param is one signed field: its name and its value as written.
-type param struct{ name, value string }
+// mintedToken is a request token and the time it was minted at.
+type mintedToken struct {
+	value  string
+	minted time.Time
+}
 
-// canonical joins params the way APP-SEC signs them: names sorted, each as
-// name=value, joined with '&', values raw (no escaping). A slice rather
-// than a map keeps the work the same on every call.
-func canonical(params []param) string {
-	sorted := slices.SortedStableFunc(slices.Values(params), func(a, b param) int { return strings.Compare(a.name, b.name) })
-	var b strings.Builder
-	for i, p := range sorted {
-		if i > 0 {
-			b.WriteByte('&')
+// requestToken returns the X-APPOTAPAY-AUTH token for a call at now: the
+// last one minted, while it is younger than tokenReuse, or a new one.
+// Concurrent calls may each mint one; every one of them is valid.
+func (c *Client) requestToken(now time.Time) (string, error) {
+	if t := c.lastToken.Load(); t != nil {
+		// A negative age is a clock set back: re-mint, as the old token's
+		// jti and exp are ahead of it.
+		if age := now.Sub(t.minted); age >= 0 && age < tokenReuse {
+			return t.value, nil
 		}
-		b.WriteString(p.name)
-		b.WriteByte('=')
-		b.WriteString(p.value)
 	}
-	return b.String()
-}
-
-// mac is the raw HMAC-SHA256 of message keyed with the secret key.
-func mac(secretKey, message string) []byte {
-	h := hmac.New(sha256.New, []byte(secretKey))
-	h.Write([]byte(message))
-	return h.Sum(nil)
-}
-
-// sign returns AppotaPay's signature of params: lowercase hex HMAC-SHA256
-// of their canonical string.
-func sign(secretKey string, params []param) string {
-	return hex.EncodeToString(mac(secretKey, canonical(params)))
-}
-
-// signedFields are the values a status (or pay) response signs: amount,
-// appotapayTransId, billAmount and time from transaction, errorCode from the
-// top level, each as written in the JSON (numbers by their literal,
-// strings decoded). Absent values are empty strings.
-func signedFields(errorCode string, tx map[string]json.RawMessage) []param {
-	params := make([]param, 0, 5)
-	for _, name := range []string{"amount", "appotapayTransId", "billAmount", "time"} {
-		v, _ := scalar(tx, name)
-		params = append(params, param{name, v})
+	tok, err := token(c.partnerCode, c.apiKey.Reveal(), c.secretKey.Reveal(), now)
+	if err != nil {
+		return "", err
 	}
-	return append(params, param{"errorCode", errorCode})
+	c.lastToken.Store(&mintedToken{value: tok, minted: now})
+	return tok, nil
+}
+
+// signedMessage appends to dst the string a status (or pay) response
+// signs: APP-SEC's rule (names sorted, name=value joined with '&', values
+// raw) over its fixed fields, written in their sorted order. amount,
+// appotapayTransId, billAmount and time come from tx, errorCode is the
+// top-level code as written.
+func signedMessage(dst []byte, errorCode string, tx *transaction) []byte {
+	dst = append(dst, "amount="...)
+	dst = append(dst, tx.Amount.String()...)
+	dst = append(dst, "&appotapayTransId="...)
+	dst = append(dst, tx.AppotapayTransID.String()...)
+	dst = append(dst, "&billAmount="...)
+	dst = append(dst, tx.BillAmount.String()...)
+	dst = append(dst, "&errorCode="...)
+	dst = append(dst, errorCode...)
+	dst = append(dst, "&time="...)
+	return append(dst, tx.Time.String()...)
 }
 
 var (
@@ -111,11 +111,12 @@ var (
 	errWrongSign = errors.New("signature does not match")
 )
 
-// verify checks a response's signature against params. The comparison is
-// constant-time: a timing difference would let an attacker forge a
+// verify checks a response's signature, lowercase hex HMAC-SHA256 keyed
+// with the secret key, over the values signedMessage joins. The comparison
+// is constant-time: a timing difference would let an attacker forge a
 // signature byte by byte.
-func verify(secretKey string, params []param, signature json.RawMessage) error {
-	s, ok := providers.Scalar(signature)
+func verify(secretKey, errorCode string, tx *transaction, signature providers.Text) error {
+	s, ok := signature.Get()
 	if !ok || s == "" {
 		return errUnsigned
 	}
@@ -123,7 +124,13 @@ func verify(secretKey string, params []param, signature json.RawMessage) error {
 	if err != nil {
 		return errNotHex
 	}
-	if !hmac.Equal(got, mac(secretKey, canonical(params))) {
+	// Sized for the documented values, so the message is built without
+	// growing; longer ones still fit by reallocating. The MAC then reuses
+	// it: Write keeps nothing of the message.
+	var buf [192]byte
+	h := hmac.New(sha256.New, []byte(secretKey))
+	h.Write(signedMessage(buf[:0], errorCode, tx))
+	if !hmac.Equal(got, h.Sum(buf[:0])) {
 		return errWrongSign
 	}
 	return nil
