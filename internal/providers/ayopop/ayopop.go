@@ -9,14 +9,20 @@ package ayopop
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/statusbridge/statusbridge/internal/providers"
 )
@@ -57,9 +63,11 @@ type Client struct {
 	endpoint string
 	version  string
 	key      string
-	secret   []byte
 	http     *http.Client
 	now      func() time.Time
+	// macs holds HMAC-SHA256 hashes keyed with the API secret, for the
+	// TOKEN: keying a new one for each call doubled the cost of signing.
+	macs sync.Pool
 }
 
 var _ providers.Provider = (*Client)(nil)
@@ -93,14 +101,16 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Client{
+	c := &Client{
 		endpoint: endpoint,
 		version:  version,
 		key:      cfg.APIKey.Reveal(),
-		secret:   []byte(cfg.APISecret.Reveal()),
 		http:     hc,
 		now:      time.Now,
-	}, nil
+	}
+	secret := []byte(cfg.APISecret.Reveal())
+	c.macs.New = func() any { return hmac.New(sha256.New, secret) }
+	return c, nil
 }
 
 // headerSafe reports whether s is printable ASCII without spaces at its
@@ -117,35 +127,30 @@ func headerSafe(s string) bool {
 // Name returns "ayopop".
 func (*Client) Name() string { return Name }
 
-// statusRequest is the body of a status call and the claims of its TOKEN.
-type statusRequest struct {
-	PartnerID string `json:"partnerId"`
-	RefNumber string `json:"refNumber"`
-}
-
 // statusResponse is the documented structure (the Payment response's).
-// Only responseCode, success and data.refNumber decide anything; the other
-// fields are read as raw JSON and kept only when their type makes sense.
+// Only responseCode, success and data.refNumber decide anything; every
+// other member is kept only when its type makes sense, and one of an odd
+// type or shape is left out without failing the response.
 type statusResponse struct {
-	ResponseCode json.RawMessage `json:"responseCode"`
-	Success      json.RawMessage `json:"success"`
-	Message      json.RawMessage `json:"message"`
+	ResponseCode responseCode `json:"responseCode"`
+	Success      jsonBool     `json:"success"`
+	Message      message      `json:"message"`
 	Data         *struct {
-		RefNumber       json.RawMessage `json:"refNumber"`
-		TransactionID   json.RawMessage `json:"transactionId"`
-		AccountNumber   json.RawMessage `json:"accountNumber"`
-		Amount          json.RawMessage `json:"amount"`
-		TotalAdmin      json.RawMessage `json:"totalAdmin"`
-		ProcessingFee   json.RawMessage `json:"processingFee"`
-		Denom           json.RawMessage `json:"denom"`
-		ProductCode     json.RawMessage `json:"productCode"`
-		ProductName     json.RawMessage `json:"productName"`
-		Category        json.RawMessage `json:"category"`
-		Token           json.RawMessage `json:"token"`
-		CustomerName    json.RawMessage `json:"customerName"`
-		Validity        json.RawMessage `json:"validity"`
-		CustomerDetails json.RawMessage `json:"customerDetails"`
-		ProductDetails  json.RawMessage `json:"productDetails"`
+		RefNumber       providers.Text `json:"refNumber"`
+		TransactionID   providers.Text `json:"transactionId"`
+		AccountNumber   providers.Text `json:"accountNumber"`
+		Amount          providers.Text `json:"amount"`
+		TotalAdmin      providers.Text `json:"totalAdmin"`
+		ProcessingFee   providers.Text `json:"processingFee"`
+		Denom           providers.Text `json:"denom"`
+		ProductCode     providers.Text `json:"productCode"`
+		ProductName     providers.Text `json:"productName"`
+		Category        providers.Text `json:"category"`
+		Token           providers.Text `json:"token"`
+		CustomerName    providers.Text `json:"customerName"`
+		Validity        providers.Text `json:"validity"`
+		CustomerDetails keyValues      `json:"customerDetails"`
+		ProductDetails  keyValues      `json:"productDetails"`
 	} `json:"data"`
 }
 
@@ -154,23 +159,21 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	// The body repeats the claims: the documented samples send only the
 	// token, the documented body is these two members, and a server may
 	// read either.
-	body, err := json.Marshal(statusRequest{PartnerID: c.key, RefNumber: q.Reference})
-	if err != nil {
-		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "encode request")
-	}
-	tok, err := token(c.secret, body)
-	if err != nil {
-		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "sign token")
-	}
+	body := requestBody(c.key, q.Reference)
+	mac := c.macs.Get().(hash.Hash)
+	tok := token(mac, body)
+	c.macs.Put(mac)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "build request")
 	}
-	req.Header.Set("KEY", c.key)
-	req.Header.Set("TOKEN", tok)
-	req.Header.Set("VERSION", c.version)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	// The keys are written in canonical form: Header.Set would canonicalise
+	// them again on every call.
+	req.Header["Key"] = []string{c.key}
+	req.Header["Token"] = []string{tok}
+	req.Header["Version"] = []string{c.version}
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["Accept"] = []string{"application/json"}
 
 	resp, raw, err := providers.Exchange(c.http, req, Name)
 	if err != nil {
@@ -182,31 +185,60 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	return parse(raw, resp.StatusCode, q.Reference)
 }
 
+// requestBody is the body of a status call and the claims of its TOKEN,
+// {"partnerId":…,"refNumber":…}, byte for byte as encoding/json writes
+// those two members.
+func requestBody(partnerID, reference string) []byte {
+	body := make([]byte, 0, len(`{"partnerId":"","refNumber":""}`)+len(partnerID)+len(reference))
+	body = append(body, `{"partnerId":`...)
+	body = appendJSONString(body, partnerID)
+	body = append(body, `,"refNumber":`...)
+	body = appendJSONString(body, reference)
+	return append(body, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it. Printable
+// ASCII other than " \ < > & goes out as it is, and references are such
+// text. Anything else goes through json.Marshal: a reference is hostile
+// input, and encoding/json's escaping of it (HTML characters, U+2028 and
+// U+2029, invalid UTF-8) is not jsontext.AppendQuote's.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s) // a string always encodes
+			return append(dst, quoted...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
 // parse reads a status response body (HTTP 2xx) for reference.
 func parse(raw []byte, httpStatus int, reference string) (providers.Result, error) {
 	var r statusResponse
 	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
 		return providers.Result{}, e
 	}
-	rc, code, ok := responseCode(r.ResponseCode)
-	if !ok {
+	if !r.ResponseCode.ok {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no integer responseCode")
 	}
-	success, hasSuccess := jsonBool(r.Success)
-	messageEN, messageID := message(r.Message)
+	code := r.ResponseCode.text
+	success, hasSuccess := r.Success.value, r.Success.ok
+	messageEN, messageID := r.Message.en, r.Message.id
 	fail := func(cause error, format string, args ...any) (providers.Result, error) {
 		e := providers.Errorf(Name, cause, format, args...)
 		e.HTTPStatus, e.Code, e.Message = httpStatus, code, messageEN
 		return providers.Result{}, e
 	}
 
-	v := classify(rc)
+	v := classify(r.ResponseCode.value)
 	if v.cause != nil {
 		return fail(v.cause, "")
 	}
 	d := r.Data
 	if d != nil {
-		if ref, ok := providers.Scalar(d.RefNumber); ok && ref != reference {
+		if ref, ok := d.RefNumber.Get(); ok && ref != reference {
 			return fail(providers.ErrBadResponse, "response is for another refNumber")
 		}
 	}
@@ -240,34 +272,37 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 		details["message_id"] = messageID
 	}
 	if d != nil {
-		res.TransactionID, _ = providers.Scalar(d.TransactionID)
+		res.TransactionID = d.TransactionID.String()
 		// amount is the total the partner paid: in Ayopop's samples it
 		// equals the bill plus totalAdmin (747250 = 744750 + 2500), and the
 		// payment request sends the same figure.
-		if amount, ok := providers.Amount(d.Amount); ok {
-			res.Amount = amount
-		}
-		for key, field := range map[string]json.RawMessage{
-			"accountNumber": d.AccountNumber, "customerName": d.CustomerName,
-			"productCode": d.ProductCode, "productName": d.ProductName,
-			"category": d.Category, "denom": d.Denom, "validity": d.Validity,
+		res.Amount, _ = d.Amount.Amount()
+		for _, f := range []struct {
+			key  string
+			text providers.Text
+		}{
+			{"accountNumber", d.AccountNumber}, {"customerName", d.CustomerName},
+			{"productCode", d.ProductCode}, {"productName", d.ProductName},
+			{"category", d.Category}, {"denom", d.Denom}, {"validity", d.Validity},
 			// The voucher, serial or PLN token is the product itself: the
 			// customer needs it.
-			"token": d.Token,
+			{"token", d.Token},
 		} {
-			if s, ok := providers.Scalar(field); ok {
-				details[key] = s
+			if s, ok := f.text.Get(); ok {
+				details[f.key] = s
 			}
 		}
-		for key, field := range map[string]json.RawMessage{"totalAdmin": d.TotalAdmin, "processingFee": d.ProcessingFee} {
-			if n, ok := providers.Amount(field); ok {
-				details[key] = n
-			}
+		if n, ok := d.TotalAdmin.Amount(); ok {
+			details["totalAdmin"] = n
 		}
-		for key, field := range map[string]json.RawMessage{"customerDetails": d.CustomerDetails, "productDetails": d.ProductDetails} {
-			if pairs := keyValues(field); len(pairs) > 0 {
-				details[key] = pairs
-			}
+		if n, ok := d.ProcessingFee.Amount(); ok {
+			details["processingFee"] = n
+		}
+		if pairs := d.CustomerDetails.pairs; len(pairs) > 0 {
+			details["customerDetails"] = pairs
+		}
+		if pairs := d.ProductDetails.pairs; len(pairs) > 0 {
+			details["productDetails"] = pairs
 		}
 	}
 	if len(details) > 0 {
@@ -276,76 +311,182 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	return res, nil
 }
 
-// responseCode reads responseCode, documented as a JSON integer. A string,
-// fraction or exponent is refused: the code decides the verdict, so it is
-// read only in the documented form. code is its decimal text; an integer
-// too large for int reads as the extreme value, which is outside every
-// range Ayopop gives a meaning.
-func responseCode(raw json.RawMessage) (rc int, code string, ok bool) {
+// responseCode is the member of that name, documented as a JSON integer.
+// A string, fraction or exponent is refused (ok is false): the code
+// decides the verdict, so it is read only in the documented form. text is
+// its decimal text; an integer too large for int reads as the extreme
+// value, which is outside every range Ayopop gives a meaning.
+type responseCode struct {
+	value int
+	text  string
+	ok    bool
+}
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (c *responseCode) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	*c = responseCode{}
 	s := string(raw)
 	digits := strings.TrimPrefix(s, "-")
 	if digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return 0, "", false
-	}
-	rc, err := strconv.Atoi(s)
-	if err != nil { // the syntax was checked: only overflow is left
-		if s[0] == '-' {
-			return math.MinInt, s, true
-		}
-		return math.MaxInt, s, true
-	}
-	return rc, strconv.Itoa(rc), true
-}
-
-// jsonBool reads a JSON boolean; ok is false for anything else.
-func jsonBool(raw json.RawMessage) (value, ok bool) {
-	switch string(raw) {
-	case "true":
-		return true, true
-	case "false":
-		return false, true
-	}
-	return false, false
-}
-
-// message reads {"ID": …, "EN": …}. en falls back to the Indonesian text
-// when there is no English one; a bare string is taken as the message.
-func message(raw json.RawMessage) (en, id string) {
-	if s, ok := providers.Scalar(raw); ok {
-		return s, ""
-	}
-	var m struct {
-		ID json.RawMessage `json:"ID"`
-		EN json.RawMessage `json:"EN"`
-	}
-	if json.Unmarshal(raw, &m) != nil {
-		return "", ""
-	}
-	en, _ = providers.Scalar(m.EN)
-	id, _ = providers.Scalar(m.ID)
-	if en == "" {
-		en = id
-	}
-	return en, id
-}
-
-// keyValues reads Ayopop's [{"key": …, "value": …}] lists, keeping the
-// pairs whose key and value are scalars.
-func keyValues(raw json.RawMessage) []map[string]string {
-	var items []struct {
-		Key   json.RawMessage `json:"key"`
-		Value json.RawMessage `json:"value"`
-	}
-	if json.Unmarshal(raw, &items) != nil {
 		return nil
 	}
-	var out []map[string]string
-	for _, it := range items {
-		k, okK := providers.Scalar(it.Key)
-		v, okV := providers.Scalar(it.Value)
-		if okK && okV {
-			out = append(out, map[string]string{"key": k, "value": v})
+	rc, err := strconv.Atoi(s)
+	switch {
+	case err == nil:
+		*c = responseCode{value: rc, text: strconv.Itoa(rc), ok: true}
+	case s[0] == '-': // the syntax was checked: only overflow is left
+		*c = responseCode{value: math.MinInt, text: s, ok: true}
+	default:
+		*c = responseCode{value: math.MaxInt, text: s, ok: true}
+	}
+	return nil
+}
+
+// jsonBool is a member read only as a JSON boolean; ok is false for
+// anything else.
+type jsonBool struct{ value, ok bool }
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (b *jsonBool) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch string(raw) {
+	case "true":
+		*b = jsonBool{value: true, ok: true}
+	case "false":
+		*b = jsonBool{value: false, ok: true}
+	default:
+		*b = jsonBool{}
+	}
+	return nil
+}
+
+// message is {"ID": …, "EN": …}. en falls back to the Indonesian text
+// when there is no English one; a bare string is taken as the message.
+type message struct{ en, id string }
+
+// UnmarshalJSONFrom reads one value of any kind from dec. A repeated
+// message replaces the earlier one, as a repeated scalar does.
+func (m *message) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*m = message{}
+	if dec.PeekKind() != '{' {
+		var err error
+		m.en, _, err = readScalar(dec)
+		return err
+	}
+	err := readMembers(dec, func(name jsontext.Token) (err error) {
+		switch name.String() {
+		case "ID":
+			m.id, _, err = readScalar(dec)
+		case "EN":
+			m.en, _, err = readScalar(dec)
+		default:
+			err = dec.SkipValue()
+		}
+		return err
+	})
+	if m.en == "" {
+		m.en = m.id
+	}
+	return err
+}
+
+// keyValues is one of Ayopop's [{"key": …, "value": …}] lists: the pairs
+// whose key and value are scalars. A value that is not a list, or a list
+// with an item that is neither an object nor null, gives no pairs at all:
+// it is not the documented list, so none of it is trusted.
+type keyValues struct{ pairs []map[string]string }
+
+// UnmarshalJSONFrom reads one value of any kind from dec. A repeated list
+// replaces the earlier one.
+func (kv *keyValues) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*kv = keyValues{}
+	if dec.PeekKind() != '[' {
+		return dec.SkipValue()
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	itemsFit := true
+	for kind := dec.PeekKind(); kind != ']'; kind = dec.PeekKind() {
+		var err error
+		switch kind {
+		case '{':
+			var pair map[string]string
+			if pair, err = readPair(dec); pair != nil {
+				kv.pairs = append(kv.pairs, pair)
+			}
+		case 'n':
+			err = dec.SkipValue()
+		default:
+			itemsFit = false
+			err = dec.SkipValue()
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return out
+	if !itemsFit {
+		kv.pairs = nil
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readPair reads one {"key": …, "value": …} item; pair is nil unless both
+// are scalars.
+func readPair(dec *jsontext.Decoder) (pair map[string]string, err error) {
+	var key, value string
+	var hasKey, hasValue bool
+	err = readMembers(dec, func(name jsontext.Token) (err error) {
+		switch name.String() {
+		case "key":
+			key, hasKey, err = readScalar(dec)
+		case "value":
+			value, hasValue, err = readScalar(dec)
+		default:
+			err = dec.SkipValue()
+		}
+		return err
+	})
+	if err != nil || !hasKey || !hasValue {
+		return nil, err
+	}
+	return map[string]string{"key": key, "value": value}, nil
+}
+
+// readMembers reads the object dec is at, calling read with each member's
+// name while dec is at the member's value, which read must consume.
+func readMembers(dec *jsontext.Decoder, read func(name jsontext.Token) error) error {
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		if err := read(name); err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readScalar reads one value of any kind from dec as providers.Scalar
+// reads it.
+func readScalar(dec *jsontext.Decoder) (s string, ok bool, err error) {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return "", false, err
+	}
+	s, ok = providers.Scalar(json.RawMessage(raw))
+	return s, ok, nil
 }

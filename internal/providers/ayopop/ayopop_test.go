@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -32,12 +33,20 @@ func TestToken(t *testing.T) {
 	const want = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" +
 		".eyJwYXJ0bmVySWQiOiJVUDB0NmZCNHFaN2oiLCJyZWZOdW1iZXIiOiJwcmR0ZXN0dGQxMTM0NSJ9" +
 		".-dCiXD5Ie8aN8dLmn6lp3QWJjfkvZWfC1_qB_Pqk_SI"
-	got, err := token([]byte("test-api-secret"), []byte(`{"partnerId":"UP0t6fB4qZ7j","refNumber":"prdtesttd11345"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := token(hmac.New(sha256.New, []byte("test-api-secret")), []byte(`{"partnerId":"UP0t6fB4qZ7j","refNumber":"prdtesttd11345"}`))
 	if got != want {
 		t.Errorf("token =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestTokenReusesMAC(t *testing.T) {
+	// The client's pooled MACs have signed earlier calls: the result must
+	// not depend on them.
+	claims := []byte(`{"partnerId":"UP0t6fB4qZ7j","refNumber":"prdtesttd11345"}`)
+	mac := hmac.New(sha256.New, []byte("test-api-secret"))
+	token(mac, []byte(`{"partnerId":"UP0t6fB4qZ7j","refNumber":"earlier"}`))
+	if got, want := token(mac, claims), token(hmac.New(sha256.New, []byte("test-api-secret")), claims); got != want {
+		t.Errorf("token with a used MAC =\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -104,6 +113,28 @@ func TestRequestGolden(t *testing.T) {
 			golden(t, tc.golden, append(out, '\n'))
 		})
 	}
+}
+
+// FuzzRequestBody checks the body (and TOKEN claims) against what
+// encoding/json writes for the documented struct, for any reference:
+// references are hostile input, so their escaping must be the same.
+func FuzzRequestBody(f *testing.F) {
+	for _, ref := range []string{"cropdrdevtest1", "", `a"b\c`, "<script>&amp;</script>", "line\nbreak\t\x00\x1f\x7f",
+		"caf\u00e9 \u65e5\u672c", "\u2028\u2029", "bad\xff\xfeutf8", `","refNumber":"other`} {
+		f.Add("UP0t6fB4qZ7j", ref)
+	}
+	f.Fuzz(func(t *testing.T, partnerID, reference string) {
+		want, err := json.Marshal(struct {
+			PartnerID string `json:"partnerId"`
+			RefNumber string `json:"refNumber"`
+		}{partnerID, reference})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := requestBody(partnerID, reference); string(got) != string(want) {
+			t.Errorf("requestBody(%q, %q) =\n%s\nwant\n%s", partnerID, reference, got, want)
+		}
+	})
 }
 
 func decodeSegment(t *testing.T, seg string) string {
@@ -261,6 +292,11 @@ func TestUntrustworthyAnswers(t *testing.T) {
 		{"response code with an exponent", `{"responseCode":0e1,"success":true}`, providers.ErrBadResponse},
 		{"response code null", `{"responseCode":null,"success":true}`, providers.ErrBadResponse},
 		{"response code missing", `{"success":true,"data":{"refNumber":"R1"}}`, providers.ErrBadResponse},
+		{"response code under another case", `{"ResponseCode":0,"success":true,"data":{"refNumber":"R1"}}`, providers.ErrBadResponse},
+		{"success under another case", `{"responseCode":0,"Success":true,"data":{"refNumber":"R1"}}`, providers.ErrBadResponse},
+		{"repeated response code, the last a string", `{"responseCode":0,"responseCode":"0","success":true}`, providers.ErrBadResponse},
+		{"repeated success, the last false", `{"responseCode":0,"success":true,"success":false}`, providers.ErrBadResponse},
+		{"repeated refNumber, the last another", `{"responseCode":0,"success":true,"data":{"refNumber":"R1","refNumber":"R2"}}`, providers.ErrBadResponse},
 		{"data is a list", `{"responseCode":0,"success":true,"data":["R1","SUCCESS"]}`, providers.ErrBadResponse},
 		{"body is a list", `[{"responseCode":0,"success":true}]`, providers.ErrBadResponse},
 		{"body is null", `null`, providers.ErrBadResponse},
@@ -302,6 +338,25 @@ func TestTolerantTypes(t *testing.T) {
 		{"pending whatever the success flag says",
 			`{"responseCode":201,"success":false,"data":{"refNumber":"R1"}}`,
 			providers.Result{State: providers.StatePending, Status: "false", Code: "201", Currency: "IDR"}},
+		{"member names match exactly",
+			`{"responseCode":0,"success":true,"message":{"en":"Lower","ID":"Berhasil"},"data":{"refNumber":"R1","RefNumber":"R2","Amount":9,"customerDetails":[{"Key":"K1","value":"V1"},{"key":"K2","Value":"V2"},{"key":"K3","value":"V3"}]}}`,
+			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "Berhasil", Currency: "IDR",
+				Details: map[string]any{"message_id": "Berhasil", "customerDetails": []map[string]string{{"key": "K3", "value": "V3"}}}}},
+		{"optional members of a wrong type are left out",
+			`{"responseCode":0,"success":true,"message":{"ID":["x"],"EN":{"a":1}},"data":{"refNumber":"R1","transactionId":true,"accountNumber":[],"amount":{"v":1},"totalAdmin":"abc","processingFee":false,"customerName":{},"validity":null,"customerDetails":{"key":"K","value":"V"},"productDetails":7}}`,
+			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Currency: "IDR"}},
+		{"a list with an item that is not an object is left out whole",
+			`{"responseCode":0,"success":true,"data":{"customerDetails":[null,{"key":"K","value":"V"}],"productDetails":[{"key":"SN","value":"1"},"SN"]}}`,
+			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Currency: "IDR",
+				Details: map[string]any{"customerDetails": []map[string]string{{"key": "K", "value": "V"}}}}},
+		{"a repeated member: the last counts",
+			`{"responseCode":101,"responseCode":0,"success":false,"success":true,"message":"First","message":{"EN":"Second","EN":"Last"},"data":{"refNumber":"R2","refNumber":"R1","amount":1,"amount":"2","productDetails":[{"key":"A","value":"1"}],"productDetails":[{"key":"B","key":"C","value":"2"}]}}`,
+			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "Last", Amount: "2", Currency: "IDR",
+				Details: map[string]any{"productDetails": []map[string]string{{"key": "C", "value": "2"}}}}},
+		{"invalid UTF-8 in a nested member is replaced",
+			"{\"responseCode\":0,\"success\":true,\"message\":{\"EN\":\"bad\xffbyte\"},\"data\":{\"productDetails\":[{\"key\":\"S\xfeN\",\"value\":\"1\"}]}}",
+			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "bad\ufffdbyte", Currency: "IDR",
+				Details: map[string]any{"productDetails": []map[string]string{{"key": "S\ufffdN", "value": "1"}}}}},
 		{"negative zero is zero",
 			`{"responseCode":-0,"success":true}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Currency: "IDR"}},
@@ -360,6 +415,41 @@ func newFromCredentials(base string, c sim.Credentials, hc *http.Client) (provid
 	return New(Config{BaseURL: base, APIKey: providers.Secret(c.AyopopKey), APISecret: providers.Secret(c.AyopopSecret)}, hc)
 }
 
+// TestStatusConcurrent makes calls from several goroutines at once against
+// the simulator, which checks each TOKEN and that its claims are the body:
+// the pooled MACs must never mix two calls (run it with -race).
+func TestStatusConcurrent(t *testing.T) {
+	creds := providertest.TestCredentials()
+	srv := httptest.NewServer(sim.New(creds))
+	defer srv.Close()
+	c, err := newFromCredentials(srv.URL+"/ayopop", creds, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, calls = 8, 25
+	errs := make(chan error, goroutines*calls)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range calls {
+				ref := fmt.Sprintf("success#concurrent-%d-%d", g, i)
+				res, err := c.Status(t.Context(), providers.Query{Reference: ref})
+				if err == nil && res.State != providers.StateSuccess {
+					err = fmt.Errorf("state %v", res.State)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", ref, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // TestNoCredentialsInErrors covers the API key too, which the conformance
 // suite does not count as a secret: here it is one.
 func TestNoCredentialsInErrors(t *testing.T) {
@@ -397,6 +487,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"responseCode":398,"success":false,"data":{}}`))
 	f.Add([]byte(`{"responseCode":"0","success":true}`))
 	f.Add([]byte(`{"responseCode":0,"success":true,"data":null}`))
+	f.Add([]byte(`{"responseCode":101,"responseCode":0,"success":false,"success":true,"message":{"EN":[1],"ID":"x"},"data":{"refNumber":"cropdrdevtest1","customerDetails":[null,{"key":"k","value":2}],"productDetails":[1]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		res, err := parse(body, 200, "cropdrdevtest1")
 		if err != nil {

@@ -2,6 +2,8 @@ package ayopop
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"net/http"
 	"testing"
 
@@ -11,15 +13,14 @@ import (
 
 const benchReference = "HNAY0020200604000067000000006720200604150658000067"
 
-// BenchmarkToken is the TOKEN JWT every call signs (HS256).
+// BenchmarkToken is the TOKEN JWT every call signs (HS256), with a keyed
+// HMAC reused as the client reuses its pooled ones.
 func BenchmarkToken(b *testing.B) {
-	secret := []byte("test-api-secret")
+	mac := hmac.New(sha256.New, []byte("test-api-secret"))
 	claims := []byte(`{"partnerId":"UP0t6fB4qZ7j","refNumber":"prdtesttd11345"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := token(secret, claims); err != nil {
-			b.Fatal(err)
-		}
+		token(mac, claims)
 	}
 }
 
