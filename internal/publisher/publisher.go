@@ -27,15 +27,15 @@ type streamPublisher interface {
 // Publisher publishes events and dead letters and waits for JetStream to
 // acknowledge them.
 type Publisher struct {
-	js               streamPublisher
-	eventsStream     string
-	deadLetterStream string
+	js                 streamPublisher
+	eventsStreamHeader []string // shared by every event; nothing modifies it
+	deadLetterStream   string
 }
 
 // New returns a Publisher that expects events to land in eventsStream and
 // dead letters in deadLetterStream (a publish that lands elsewhere fails).
 func New(js streamPublisher, eventsStream, deadLetterStream string) *Publisher {
-	return &Publisher{js: js, eventsStream: eventsStream, deadLetterStream: deadLetterStream}
+	return &Publisher{js: js, eventsStreamHeader: []string{eventsStream}, deadLetterStream: deadLetterStream}
 }
 
 // Publish sends ev to subject with Nats-Msg-Id = ev.ID and returns once
@@ -51,8 +51,14 @@ func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (dupl
 	if err != nil {
 		return false, err
 	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{"Content-Type": contentTypeHeader}}
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(p.eventsStream))
+	// The headers WithMsgID and WithExpectStream would set, written
+	// directly: the options cost a closure and a pass over them per publish.
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{
+		"Content-Type":                 contentTypeHeader,
+		jetstream.MsgIDHeader:          {ev.ID},
+		jetstream.ExpectedStreamHeader: p.eventsStreamHeader,
+	}}
+	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return false, fmt.Errorf("publish event to %s: %w", subject, err)
 	}
