@@ -154,3 +154,21 @@ func TestTextAmount(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendJSONString checks the quoting against encoding/json, whose
+// bytes the request bodies keep.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"091283746520", "", `a"b\c`, "<script>&amp;</script>", "line\nbreak\t\x00\x1f\x7f",
+		"caf\u00e9 \u65e5\u672c", "\u2028\u2029", "bad\xff\xfeutf8", `","ref_id":"other`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("AppendJSONString(%q) = %s, want %s", s, got[1:], want)
+		}
+	})
+}

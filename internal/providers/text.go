@@ -43,3 +43,21 @@ func (t Text) Amount() (json.Number, bool) {
 	}
 	return json.Number(t.s), true
 }
+
+// AppendJSONString appends s quoted as encoding/json quotes it, for
+// request bodies built without reflection that must keep its bytes. Printable
+// ASCII other than " \ < > & goes out as it is, and references are such
+// text. Anything else goes through json.Marshal: a reference is hostile
+// input, and encoding/json's escaping of it (HTML characters, U+2028 and
+// U+2029, invalid UTF-8) is not jsontext.AppendQuote's.
+func AppendJSONString(dst []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s) // a string always encodes
+			return append(dst, quoted...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}

@@ -108,9 +108,11 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "build request")
 	}
-	req.Header.Set("X-APPOTAPAY-AUTH", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	// Canonical keys, assigned: Header.Set would canonicalise them on
+	// every call.
+	req.Header["X-Appotapay-Auth"] = []string{"Bearer " + tok}
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["Accept"] = []string{"application/json"}
 
 	resp, raw, err := providers.Exchange(c.http, req, Name)
 	if err != nil {

@@ -191,27 +191,10 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 func requestBody(partnerID, reference string) []byte {
 	body := make([]byte, 0, len(`{"partnerId":"","refNumber":""}`)+len(partnerID)+len(reference))
 	body = append(body, `{"partnerId":`...)
-	body = appendJSONString(body, partnerID)
+	body = providers.AppendJSONString(body, partnerID)
 	body = append(body, `,"refNumber":`...)
-	body = appendJSONString(body, reference)
+	body = providers.AppendJSONString(body, reference)
 	return append(body, '}')
-}
-
-// appendJSONString appends s quoted as encoding/json quotes it. Printable
-// ASCII other than " \ < > & goes out as it is, and references are such
-// text. Anything else goes through json.Marshal: a reference is hostile
-// input, and encoding/json's escaping of it (HTML characters, U+2028 and
-// U+2029, invalid UTF-8) is not jsontext.AppendQuote's.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			quoted, _ := json.Marshal(s) // a string always encodes
-			return append(dst, quoted...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }
 
 // parse reads a status response body (HTTP 2xx) for reference.

@@ -6,7 +6,6 @@ package iak
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -73,13 +72,6 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 // Name returns "iak".
 func (*Client) Name() string { return Name }
 
-type checkStatusRequest struct {
-	Commands string `json:"commands"`
-	Username string `json:"username"`
-	RefID    string `json:"ref_id"`
-	Sign     string `json:"sign"`
-}
-
 // checkStatusResponse is the documented wrapper; IAK does not keep the
 // types of its members consistent, so each is read as text.
 type checkStatusResponse struct {
@@ -103,21 +95,14 @@ type checkStatusResponse struct {
 
 // Status makes one checkstatus call for q.Reference.
 func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Result, error) {
-	body, err := json.Marshal(checkStatusRequest{
-		Commands: "checkstatus",
-		Username: c.username,
-		RefID:    q.Reference,
-		Sign:     c.sign,
-	})
-	if err != nil {
-		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "encode request: %v", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(c.requestBody(q.Reference)))
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "build request")
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	// Canonical keys, assigned: Header.Set would canonicalise them on
+	// every call.
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["Accept"] = []string{"application/json"}
 
 	resp, raw, err := providers.Exchange(c.http, req, Name)
 	if err != nil {
@@ -127,6 +112,19 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 		return providers.Result{}, e
 	}
 	return parse(raw, resp.StatusCode, q.Reference)
+}
+
+// requestBody is the checkstatus body, byte for byte as encoding/json
+// writes {"commands","username","ref_id","sign"}.
+func (c *Client) requestBody(reference string) []byte {
+	body := make([]byte, 0, 96+len(c.username)+len(reference))
+	body = append(body, `{"commands":"checkstatus","username":`...)
+	body = providers.AppendJSONString(body, c.username)
+	body = append(body, `,"ref_id":`...)
+	body = providers.AppendJSONString(body, reference)
+	body = append(body, `,"sign":`...)
+	body = providers.AppendJSONString(body, c.sign)
+	return append(body, '}')
 }
 
 // parse reads a checkstatus response body (HTTP 2xx) for reference.

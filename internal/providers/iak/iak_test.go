@@ -332,3 +332,24 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s (-want +got):\n%s", name, diff)
 	}
 }
+
+func TestRequestBodyMatchesEncodingJSON(t *testing.T) {
+	c, err := New(Config{BaseURL: SandboxURL, Username: "123123123", APIKey: "testapikey"}, http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"091283746520", "", `a"b\c`, "<script>&</script>", "line\nbreak\x00", "caf\u00e9", "\u2028", "bad\xffutf8", `","sign":"forged`} {
+		want, err := json.Marshal(struct {
+			Commands string `json:"commands"`
+			Username string `json:"username"`
+			RefID    string `json:"ref_id"`
+			Sign     string `json:"sign"`
+		}{"checkstatus", "123123123", ref, sign("123123123", "testapikey", "cs")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.requestBody(ref); string(got) != string(want) {
+			t.Errorf("requestBody(%q) =\n%s\nwant\n%s", ref, got, want)
+		}
+	}
+}
