@@ -92,6 +92,24 @@ type Result struct {
 	Details map[string]any
 }
 
+// Details gathers the members a provider passes on in Result.Details,
+// leaving out those that were absent or of an unexpected type.
+type Details map[string]any
+
+// Text adds t under key when it was a JSON string or number.
+func (d Details) Text(key string, t Text) {
+	if s, ok := t.Get(); ok {
+		d[key] = s
+	}
+}
+
+// Amount adds t under key, as a json.Number, when it is a plain decimal.
+func (d Details) Amount(key string, t Text) {
+	if n, ok := t.Amount(); ok {
+		d[key] = n
+	}
+}
+
 // Scalar reads a JSON string or number as a string, for provider fields whose
 // documented type is not always the type sent. ok is false for anything else,
 // including null and absent fields.

@@ -277,21 +277,15 @@ func (b *billItem) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 
 // details returns the members of b that were read.
 func (b *billItem) details() map[string]any {
-	bill := map[string]any{}
-	for _, f := range []struct {
-		name string
-		text providers.Text
-	}{
-		{"billNumber", b.BillNumber}, {"period", b.Period}, {"billCreated", b.BillCreated}, {"billExpiry", b.BillExpiry},
-		{"billType", b.BillType}, {"billOtherInfo", b.BillOtherInfo}, {"extraInfo", b.ExtraInfo},
-	} {
-		if s, ok := f.text.Get(); ok {
-			bill[f.name] = s
-		}
-	}
-	if n, ok := b.Amount.Amount(); ok {
-		bill["amount"] = n
-	}
+	bill := providers.Details{}
+	bill.Text("billNumber", b.BillNumber)
+	bill.Text("period", b.Period)
+	bill.Text("billCreated", b.BillCreated)
+	bill.Text("billExpiry", b.BillExpiry)
+	bill.Text("billType", b.BillType)
+	bill.Text("billOtherInfo", b.BillOtherInfo)
+	bill.Text("extraInfo", b.ExtraInfo)
+	bill.Amount("amount", b.Amount)
 	switch string(b.IsPartialPaymentAllowed) {
 	case "true":
 		bill["isPartialPaymentAllowed"] = true
@@ -357,18 +351,14 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 	// AppotaPay reports no status besides errorCode, so Status stays empty
 	// rather than repeat Code under another name.
 	res := providers.Result{State: v.state, Code: code, Message: message}
-	details := map[string]any{}
+	details := providers.Details{}
 	if trusted {
 		res.TransactionID = tx.AppotapayTransID.String()
 		if amount, ok := tx.Amount.Amount(); ok {
 			res.Amount, res.Currency = amount, "VND"
 		}
-		if billAmount, ok := tx.BillAmount.Amount(); ok {
-			details["billAmount"] = billAmount
-		}
-		if t, ok := tx.Time.Get(); ok {
-			details["time"] = t
-		}
+		details.Amount("billAmount", tx.BillAmount)
+		details.Text("time", tx.Time)
 	}
 	if v.state == providers.StateSuccess && (res.TransactionID == "" || res.Amount == "") {
 		// A success must name what was paid. Without a transaction the

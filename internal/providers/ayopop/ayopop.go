@@ -250,7 +250,7 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 		// of the verdict, so it is what provider_status carries.
 		res.Status = strconv.FormatBool(success)
 	}
-	details := map[string]any{}
+	details := providers.Details{}
 	if messageID != "" {
 		details["message_id"] = messageID
 	}
@@ -260,27 +260,18 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 		// equals the bill plus totalAdmin (747250 = 744750 + 2500), and the
 		// payment request sends the same figure.
 		res.Amount, _ = d.Amount.Amount()
-		for _, f := range []struct {
-			key  string
-			text providers.Text
-		}{
-			{"accountNumber", d.AccountNumber}, {"customerName", d.CustomerName},
-			{"productCode", d.ProductCode}, {"productName", d.ProductName},
-			{"category", d.Category}, {"denom", d.Denom}, {"validity", d.Validity},
-			// The voucher, serial or PLN token is the product itself: the
-			// customer needs it.
-			{"token", d.Token},
-		} {
-			if s, ok := f.text.Get(); ok {
-				details[f.key] = s
-			}
-		}
-		if n, ok := d.TotalAdmin.Amount(); ok {
-			details["totalAdmin"] = n
-		}
-		if n, ok := d.ProcessingFee.Amount(); ok {
-			details["processingFee"] = n
-		}
+		details.Text("accountNumber", d.AccountNumber)
+		details.Text("customerName", d.CustomerName)
+		details.Text("productCode", d.ProductCode)
+		details.Text("productName", d.ProductName)
+		details.Text("category", d.Category)
+		details.Text("denom", d.Denom)
+		details.Text("validity", d.Validity)
+		// The voucher, serial or PLN token is the product itself: the
+		// customer needs it.
+		details.Text("token", d.Token)
+		details.Amount("totalAdmin", d.TotalAdmin)
+		details.Amount("processingFee", d.ProcessingFee)
 		if pairs := d.CustomerDetails.pairs; len(pairs) > 0 {
 			details["customerDetails"] = pairs
 		}

@@ -182,24 +182,15 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	}
 	res.TransactionID = d.TrID.String()
 	res.Amount, _ = d.Price.Amount()
-	details := map[string]any{}
-	for _, f := range []struct {
-		key  string
-		text providers.Text
-	}{
-		{"tr_name", d.TrName}, {"period", d.Period}, {"noref", d.Noref},
-		{"product_code", d.Code}, {"hp", d.HP}, {"datetime", d.Datetime},
-	} {
-		if s, ok := f.text.Get(); ok {
-			details[f.key] = s
-		}
-	}
-	if n, ok := d.Nominal.Amount(); ok {
-		details["nominal"] = n
-	}
-	if n, ok := d.Admin.Amount(); ok {
-		details["admin"] = n
-	}
+	details := providers.Details{}
+	details.Text("tr_name", d.TrName)
+	details.Text("period", d.Period)
+	details.Text("noref", d.Noref)
+	details.Text("product_code", d.Code)
+	details.Text("hp", d.HP)
+	details.Text("datetime", d.Datetime)
+	details.Amount("nominal", d.Nominal)
+	details.Amount("admin", d.Admin)
 	if len(details) > 0 {
 		res.Details = details
 	}
