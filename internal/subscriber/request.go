@@ -30,14 +30,17 @@ const (
 // validRequestID reports whether id matches requestIDPattern (the
 // pattern the schema and the tests use), without a regular expression on
 // every delivery.
-func validRequestID(id string) bool {
-	if len(id) < 1 || len(id) > MaxRequestIDLen {
+func validRequestID(id string) bool { return isPlain(id, MaxRequestIDLen, "._:-") }
+
+// isPlain reports whether s is 1 to maxLen ASCII letters, digits and
+// bytes of punct.
+func isPlain(s string, maxLen int, punct string) bool {
+	if len(s) < 1 || len(s) > maxLen {
 		return false
 	}
-	for i := range len(id) {
-		switch c := id[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(punct, c) >= 0) {
 			return false
 		}
 	}

@@ -327,15 +327,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // plain name reaches our subjects, logs or metric labels.
 func providerOf(subject string) (token, name string) {
 	token = strings.TrimPrefix(subject, topology.RequestPrefix)
-	if len(token) < 1 || len(token) > 32 {
-		return token, "unknown"
+	if isPlain(token, 32, "_-") {
+		return token, token
 	}
-	for i := range len(token) {
-		switch c := token[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
-		default:
-			return token, "unknown"
-		}
-	}
-	return token, token
+	return token, "unknown"
 }
