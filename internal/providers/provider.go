@@ -158,16 +158,6 @@ func plainString(raw json.RawMessage) (string, bool) {
 	return string(inner), true
 }
 
-// Amount reads a JSON number, or a string holding a plain decimal number,
-// as a json.Number. ok is false for anything else.
-func Amount(raw json.RawMessage) (json.Number, bool) {
-	s, ok := Scalar(raw)
-	if !ok || !isDecimal(s) {
-		return "", false
-	}
-	return json.Number(s), true
-}
-
 // isDecimal accepts an optional minus sign, digits, and an optional
 // fraction: what an amount may look like, and nothing JSON would misread.
 func isDecimal(s string) bool {

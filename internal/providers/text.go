@@ -36,7 +36,8 @@ func (t Text) Get() (string, bool) { return t.s, t.valid }
 func (t Text) String() string { return t.s }
 
 // Amount returns the text as a json.Number when it is a plain decimal
-// number (written as a JSON number or a string), as Amount does.
+// number (written as a JSON number or a string): what an amount may look
+// like, and nothing JSON would misread.
 func (t Text) Amount() (json.Number, bool) {
 	if !t.valid || !isDecimal(t.s) {
 		return "", false

@@ -194,7 +194,7 @@ func (w *writer) any(v any) {
 		w.raw([]byte(strconv.FormatBool(v)))
 	case map[string]any:
 		if v == nil {
-			w.raw([]byte("null"))
+			w.raw(null)
 			return
 		}
 		var keys [32]string
@@ -206,13 +206,13 @@ func (w *writer) any(v any) {
 		w.end('}')
 	case map[string]string:
 		if v == nil {
-			w.raw([]byte("null"))
+			w.raw(null)
 			return
 		}
 		w.stringMap(v)
 	case []any:
 		if v == nil {
-			w.raw([]byte("null"))
+			w.raw(null)
 			return
 		}
 		w.begin('[')
@@ -222,7 +222,7 @@ func (w *writer) any(v any) {
 		w.end(']')
 	case []map[string]string:
 		if v == nil {
-			w.raw([]byte("null"))
+			w.raw(null)
 			return
 		}
 		w.begin('[')
@@ -252,5 +252,8 @@ func sortedKeys[V any](m map[string]V, keys []string) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// null is what encoding/json writes for a nil map or slice.
+var null = []byte("null")
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

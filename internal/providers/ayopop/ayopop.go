@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -454,13 +453,10 @@ func readMembers(dec *jsontext.Decoder, read func(name jsontext.Token) error) er
 	return err
 }
 
-// readScalar reads one value of any kind from dec as providers.Scalar
-// reads it.
+// readScalar reads one value of any kind from dec as a providers.Text.
 func readScalar(dec *jsontext.Decoder) (s string, ok bool, err error) {
-	raw, err := dec.ReadValue()
-	if err != nil {
-		return "", false, err
-	}
-	s, ok = providers.Scalar(json.RawMessage(raw))
-	return s, ok, nil
+	var t providers.Text
+	err = t.UnmarshalJSONFrom(dec)
+	s, ok = t.Get()
+	return s, ok, err
 }
