@@ -20,6 +20,7 @@ import (
 type benchOptions struct {
 	requests     int
 	rounds       int
+	warmup       int
 	mix          []string // provider of request i is mix[i%len(mix)]
 	mixText      string
 	concurrency  int
@@ -67,7 +68,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.requests, "requests", 20000, "requests per round")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds of each mode; the bridge and the ceiling alternate")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds of each mode; the bridge and the ceiling alternate, each pair in the other order than the last")
+	fs.IntVar(&o.warmup, "warmup", -1, "requests in one unmeasured round of each mode before the measured ones (default: --requests, at most 5000; 0: none)")
 	fs.StringVar(&o.mixText, "providers", "iak,ayopop,appotapay", "provider mix: names (equal shares) or weights, e.g. iak=2,ayopop=1")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "BRIDGE_CONCURRENCY of the bridge and the ceiling")
 	fs.StringVar(&o.script, "script", "success", `simulator script of every request, e.g. "pending*3,success"`)
@@ -126,6 +128,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	if o.requests < 1 || o.rounds < 1 || o.concurrency < 1 || o.window < 1 || o.parked < 0 || o.fresh < 1 {
 		errs = append(errs, errors.New("--requests, --rounds, --concurrency, --window and --fresh must be positive"))
 	}
+	if o.warmup < 0 {
+		// The servers and simulators in the bench process warm up in
+		// the first rounds; unmeasured, that favours neither mode.
+		o.warmup = min(o.requests, 5000)
+	}
 	return o, errors.Join(errs...)
 }
 
@@ -153,6 +160,21 @@ func parseMix(s string) ([]string, error) {
 		return nil, errors.New("--providers: no provider with a positive weight")
 	}
 	return mix, nil
+}
+
+// roundOrder lists the measured rounds: the modes in turn, each pair in
+// the other order than the last (bridge, ceiling, ceiling, bridge, …), so
+// a machine that speeds up or slows down during the run favours neither.
+func roundOrder(modes []string, rounds int) []string {
+	var order []string
+	for i := range rounds {
+		pair := slices.Clone(modes)
+		if i%2 == 1 {
+			slices.Reverse(pair)
+		}
+		order = append(order, pair...)
+	}
+	return order
 }
 
 // runBench is `bridge bench`; `bridge bench worker` is the child it runs.
@@ -194,10 +216,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	var results []roundResult
-	total := o.rounds * len(o.modes)
-	for i := range total {
-		mode := o.modes[i%len(o.modes)]
-		r, err := b.round(ctx, i+1, total, mode)
+	if o.warmup > 0 {
+		for _, mode := range o.modes {
+			r, err := b.round(ctx, 0, o.warmup, mode)
+			if err != nil {
+				return fmt.Errorf("warm-up round (%s): %w", mode, err)
+			}
+			results = append(results, r)
+		}
+	}
+	for i, mode := range roundOrder(o.modes, o.rounds) {
+		r, err := b.round(ctx, i+1, o.requests, mode)
 		if err != nil {
 			return fmt.Errorf("round %d (%s): %w", i+1, mode, err)
 		}

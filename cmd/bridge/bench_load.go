@@ -215,9 +215,11 @@ type roundResult struct {
 
 func (r roundResult) cpuPerReq() time.Duration { return r.cpu / time.Duration(r.requests) }
 
-// round runs one round of mode: a fresh worker, empty streams, every
-// request published and resolved.
-func (b *bench) round(ctx context.Context, n, total int, mode string) (roundResult, error) {
+// round runs one round of mode: a fresh worker, empty streams, requests
+// published and resolved. n numbers it among the measured rounds; 0 is
+// the warm-up.
+func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundResult, error) {
+	total := b.o.rounds * len(b.o.modes)
 	b.resetSim()
 	if err := b.resetStreams(ctx); err != nil {
 		return roundResult{}, err
@@ -235,6 +237,9 @@ func (b *bench) round(ctx context.Context, n, total int, mode string) (roundResu
 		extra[envBenchEventBytes] = strings.Join(sizes, ",")
 	}
 	name := fmt.Sprintf("round%d-%s", n, mode)
+	if n == 0 {
+		name = "warmup-" + mode
+	}
 	if b.o.profileDir != "" {
 		extra[envBenchProfile] = filepath.Join(b.o.profileDir, name)
 	}
@@ -249,13 +254,16 @@ func (b *bench) round(ctx context.Context, n, total int, mode string) (roundResu
 		}
 	}()
 
-	t := newTracker(makeRequests(fmt.Sprintf("r%d", n), b.o.requests, b.o.mix, b.o.script), b.o.window)
+	t := newTracker(makeRequests(fmt.Sprintf("r%d", n), requests, b.o.mix, b.o.script), b.o.window)
 	sub, err := t.subscribe(b.nc)
 	if err != nil {
 		return roundResult{}, err
 	}
 	defer sub.Unsubscribe()
 	label := fmt.Sprintf("round %d/%d %-7s", n, total, mode)
+	if n == 0 {
+		label = fmt.Sprintf("warm-up %-7s", mode)
+	}
 	if err := b.drive(ctx, t, label, 0); err != nil {
 		return roundResult{}, err
 	}

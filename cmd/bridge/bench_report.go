@@ -19,6 +19,9 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	steps, _ := sim.ParseScript(o.script)
 	fmt.Fprintf(w, "bridge bench: %d requests per round, %s of %s\n",
 		o.requests, plural(o.rounds, "round"), strings.Join(o.modes, " and "))
+	if o.warmup > 0 {
+		fmt.Fprintf(w, "first an unmeasured warm-up round of %d requests of each mode; then each pair of rounds runs in the other order than the last\n", o.warmup)
+	}
 	fmt.Fprintf(w, "providers %s, script %q (%s per request by schedule), concurrency %d, at most %d requests unresolved at once\n",
 		o.mixText, o.script, plural(len(steps), "call"), o.concurrency, o.window)
 	fmt.Fprintf(w, "NATS: %s\n", b.natsDescription())
@@ -40,13 +43,19 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 			us(r.cpuPerReq()), r.cpu.Seconds(), ms(r.cpuStartup), float64(r.maxRSSKiB)/1024,
 			r.allocsPerReq, r.allocBytesReq/1024, r.events, r.logProblems)
 	}
+	var measured []roundResult
 	for _, r := range results {
+		if r.n == 0 {
+			row("warm-up", r.mode, r)
+			continue
+		}
 		row(fmt.Sprint(r.n), r.mode, r)
+		measured = append(measured, r)
 	}
 	medians := map[string]roundResult{}
 	for _, mode := range o.modes {
 		var of []roundResult
-		for _, r := range results {
+		for _, r := range measured {
 			if r.mode == mode {
 				of = append(of, r)
 			}
@@ -62,6 +71,9 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	if okB && okC {
 		fmt.Fprintf(w, "bridge / ceiling (medians): throughput %.2f (target >= 0.90), CPU per request %.2f (target <= 1.20)\n",
 			br.rate/ce.rate, float64(br.cpuPerReq())/float64(ce.cpuPerReq()))
+		if thr, cpu := pairRatios(measured); len(thr) > 1 {
+			fmt.Fprintf(w, "bridge / ceiling within each pair of rounds: throughput %s, CPU per request %s\n", spread(thr), spread(cpu))
+		}
 	}
 	if okB {
 		fmt.Fprintf(w, "bridge provider calls per request: %s (schedule: %d)\n", calls(br.callsPerReq), len(steps))
@@ -71,6 +83,28 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 		fmt.Fprintf(w, "start-up to ready (bridge run, embedded NATS, daemon defaults): median %s, min %s, max %s of %s (target <= 1s)\n",
 			ms(s[(len(s)-1)/2]), ms(s[0]), ms(s[len(s)-1]), plural(len(s), "run"))
 	}
+}
+
+// pairRatios are the bridge's ratios to the ceiling round it ran next to.
+func pairRatios(measured []roundResult) (throughput, cpu []float64) {
+	for i := 0; i+1 < len(measured); i += 2 {
+		br, ce := measured[i], measured[i+1]
+		if br.mode == "ceiling" {
+			br, ce = ce, br
+		}
+		if br.mode != "bridge" || ce.mode != "ceiling" {
+			continue
+		}
+		throughput = append(throughput, br.rate/ce.rate)
+		cpu = append(cpu, float64(br.cpuPerReq())/float64(ce.cpuPerReq()))
+	}
+	return throughput, cpu
+}
+
+// spread prints ratios as their median and range.
+func spread(v []float64) string {
+	s := slices.Sorted(slices.Values(v))
+	return fmt.Sprintf("median %.2f, from %.2f to %.2f", s[(len(s)-1)/2], s[0], s[len(s)-1])
 }
 
 func plural(n int, noun string) string {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runBenchCmd runs `bridge bench args...` in this process; its workers are
@@ -88,5 +90,28 @@ func TestBenchParked(t *testing.T) {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+func TestRoundOrderAlternatesPairs(t *testing.T) {
+	got := strings.Join(roundOrder([]string{"bridge", "ceiling"}, 3), " ")
+	if want := "bridge ceiling ceiling bridge bridge ceiling"; got != want {
+		t.Errorf("roundOrder = %s, want %s", got, want)
+	}
+	if got := strings.Join(roundOrder([]string{"bridge"}, 2), " "); got != "bridge bridge" {
+		t.Errorf("roundOrder of one mode = %s", got)
+	}
+}
+
+func TestPairRatiosComparePairsWhateverTheirOrder(t *testing.T) {
+	r := func(mode string, rate float64, cpu time.Duration) roundResult {
+		return roundResult{mode: mode, rate: rate, cpu: cpu, requests: 1}
+	}
+	thr, cpu := pairRatios([]roundResult{
+		r("bridge", 90, 120*time.Microsecond), r("ceiling", 100, 100*time.Microsecond),
+		r("ceiling", 200, 100*time.Microsecond), r("bridge", 100, 150*time.Microsecond),
+	})
+	if fmt.Sprintf("%.2f %.2f", thr, cpu) != "[0.90 0.50] [1.20 1.50]" {
+		t.Errorf("pairRatios = %.2f, %.2f; want [0.90 0.50], [1.20 1.50]", thr, cpu)
 	}
 }

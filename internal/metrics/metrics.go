@@ -5,6 +5,9 @@
 package metrics
 
 import (
+	"slices"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -138,4 +141,43 @@ func New(version string) *Metrics {
 	build.Set(1)
 	f(build)
 	return m
+}
+
+// Children caches the children of a metric vector by their label values.
+// A vector finds a child by hashing and checking every value on each
+// call, and the bridge's path makes several such calls per request; this
+// is one map read under a read lock.
+type Children[T any] struct {
+	with func(...string) T
+	mu   sync.RWMutex
+	m    map[[3]string]T
+}
+
+// NewChildren caches the children with returns, e.g.
+// NewChildren(vec.WithLabelValues), for vectors of up to three labels.
+func NewChildren[T any](with func(...string) T) *Children[T] {
+	return &Children[T]{with: with, m: map[[3]string]T{}}
+}
+
+// With returns the child of values, as the vector's WithLabelValues
+// would, creating it on first use: label values must still be bounded.
+func (c *Children[T]) With(values ...string) T {
+	var key [3]string
+	if len(values) > len(key) {
+		panic("metrics: Children holds vectors of at most three labels")
+	}
+	copy(key[:], values)
+	c.mu.RLock()
+	child, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok {
+		return child
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if child, ok = c.m[key]; !ok {
+		child = c.with(slices.Clone(values)...)
+		c.m[key] = child
+	}
+	return child
 }

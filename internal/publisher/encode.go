@@ -80,9 +80,20 @@ func (w *writer) end(close byte) {
 	w.comma = true
 }
 
-// name writes a member name; the value written next needs no comma.
+// name writes a member name the code fixes: lower-case ASCII letters and
+// underscores, which need no escaping. The value written next needs no
+// comma.
 func (w *writer) name(n string) {
-	w.quote(n)
+	w.sep()
+	w.buf = append(w.buf, '"')
+	w.buf = append(w.buf, n...)
+	w.buf = append(w.buf, '"', ':')
+	w.comma = false
+}
+
+// key writes a member name that came from a request or a provider.
+func (w *writer) key(k string) {
+	w.quote(k)
 	w.buf = append(w.buf, ':')
 	w.comma = false
 }
@@ -176,7 +187,8 @@ func (w *writer) stringMap(m map[string]string) {
 	var keys [32]string
 	w.begin('{')
 	for _, k := range sortedKeys(m, keys[:0]) {
-		w.str(k, m[k])
+		w.key(k)
+		w.quote(m[k])
 	}
 	w.end('}')
 }
@@ -200,7 +212,7 @@ func (w *writer) any(v any) {
 		var keys [32]string
 		w.begin('{')
 		for _, k := range sortedKeys(v, keys[:0]) {
-			w.name(k)
+			w.key(k)
 			w.any(v[k])
 		}
 		w.end('}')

@@ -53,7 +53,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		seq:         meta.Sequence.Stream,
 		base:        s.log,
 	}
-	s.m.Deliveries.WithLabelValues(s.label(provider)).Inc()
+	s.perReq.deliveries.With(s.label(provider)).Inc()
 
 	req, derr := decodeRequest(msg.Data(), token)
 	switch {
@@ -94,8 +94,8 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	res, err := client.Status(cctx, providers.Query{Reference: req.Reference})
 	cancel()
-	s.m.CheckDuration.WithLabelValues(provider).Observe(time.Since(start).Seconds())
-	s.m.Checks.WithLabelValues(provider, outcomeLabel(res, err)).Inc()
+	s.perReq.checkDuration.With(provider).Observe(time.Since(start).Seconds())
+	s.perReq.checks.With(provider, outcomeLabel(res, err)).Inc()
 	s.logCheck(ctx, &d, res, err)
 
 	dec := decide(res, err, timing{
@@ -185,18 +185,34 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 		// re-publishes the same event id, which JetStream drops.
 		d.log().Warn("event published but the request ack failed; it will be redelivered", "err", err, "event_id", ev.ID)
 	}
-	s.m.Events.WithLabelValues(label, data.Status, data.Reason).Inc()
-	s.m.Resolution.WithLabelValues(label, data.Status).Observe(data.ResolvedAt.Sub(data.RequestedAt).Seconds())
-	s.m.Attempts.WithLabelValues(label, data.Status).Observe(float64(data.Attempts))
+	s.perReq.events.With(label, data.Status, data.Reason).Inc()
+	s.perReq.resolution.With(label, data.Status).Observe(data.ResolvedAt.Sub(data.RequestedAt).Seconds())
+	s.perReq.attempts.With(label, data.Status).Observe(float64(data.Attempts))
 	if s.log.Enabled(ctx, slog.LevelInfo) {
-		// The settled request's one line, written without building a
-		// logger for it: this is the path every request takes.
-		s.log.LogAttrs(ctx, slog.LevelInfo, "request resolved",
-			slog.String("provider", d.provider), slog.Uint64("stream_seq", d.seq), slog.Int("delivery", d.attempt),
-			slog.String("request_id", d.requestID),
-			slog.String("status", data.Status), slog.String("reason", data.Reason), slog.Int("attempts", data.Attempts),
-			slog.String("event_id", ev.ID), slog.Bool("duplicate", dup),
-			slog.Duration("age", data.ResolvedAt.Sub(data.RequestedAt).Round(time.Millisecond)))
+		// The settled request's one line, the path every request takes:
+		// the provider is formatted once per provider, reason and
+		// duplicate only when they say something, and the event's
+		// attempts are the delivery's number.
+		log, ok := s.providerLog[d.provider]
+		if !ok {
+			log = s.log.With("provider", d.provider)
+		}
+		attrs := [8]slog.Attr{
+			slog.Uint64("stream_seq", d.seq), slog.Int("delivery", d.attempt),
+			slog.String("request_id", d.requestID), slog.String("status", data.Status),
+			slog.String("event_id", ev.ID),
+			slog.Duration("age", data.ResolvedAt.Sub(data.RequestedAt).Round(time.Millisecond)),
+		}
+		n := 6
+		if data.Reason != "" {
+			attrs[n] = slog.String("reason", data.Reason)
+			n++
+		}
+		if dup {
+			attrs[n] = slog.Bool("duplicate", true)
+			n++
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "request resolved", attrs[:n]...)
 	}
 }
 

@@ -162,15 +162,14 @@ type requestFields struct {
 // silently win), and reports the first known name that appears twice.
 // Unknown members are skipped. The values alias body.
 //
-// The body is validated whole first; the walk then only finds where each
-// name and value ends, which on valid JSON needs no more than quotes,
-// escapes and bracket depth. It does what a json.Decoder token loop does
-// (request_fuzz_test.go checks that) without its allocations.
+// The body is validated whole first and walked with providers.Members: it
+// does what a json.Decoder token loop does (request_fuzz_test.go checks
+// that) without its allocations.
 func topLevelFields(body []byte) (f requestFields, duplicate string, err error) {
-	if !json.Valid(body) {
+	if !providers.ValidJSON(body) {
 		return f, "", errors.New("invalid JSON")
 	}
-	err = members(body, func(name []byte, value json.RawMessage) error {
+	err = providers.Members(body, func(name, value []byte) error {
 		var slot *json.RawMessage
 		switch string(name) { // compared without a copy
 		case "request_id":
@@ -193,84 +192,6 @@ func topLevelFields(body []byte) (f requestFields, duplicate string, err error) 
 		return nil
 	})
 	return f, duplicate, err
-}
-
-// members calls member with the name and value of each member of obj, a
-// JSON object inside a body that json.Valid accepted, in order, and stops
-// at the first error member returns. Values, and names that needed no
-// unescaping, alias obj.
-func members(obj []byte, member func(name []byte, value json.RawMessage) error) error {
-	i := skipSpace(obj, 1) // obj starts with '{'
-	for obj[i] != '}' {
-		nameEnd := stringEnd(obj, i)
-		name, err := unquote(obj[i:nameEnd])
-		if err != nil {
-			return err
-		}
-		i = skipSpace(obj, skipSpace(obj, nameEnd)+1) // past ':'
-		valueEnd := valueEnd(obj, i)
-		if err := member(name, obj[i:valueEnd:valueEnd]); err != nil {
-			return err
-		}
-		if i = skipSpace(obj, valueEnd); obj[i] == ',' {
-			i = skipSpace(obj, i+1)
-		}
-	}
-	return nil
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index after the string that starts at b[i].
-func stringEnd(b []byte, i int) int {
-	for i++; b[i] != '"'; i++ {
-		if b[i] == '\\' {
-			i++ // the escaped byte cannot end the string
-		}
-	}
-	return i + 1
-}
-
-// valueEnd returns the index after the value that starts at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-	}
-	for i < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[i])) {
-		i++ // a number, true, false or null
-	}
-	return i
-}
-
-// unquote decodes a member name; most need no decoding, and are returned
-// without a copy.
-func unquote(raw []byte) ([]byte, error) {
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return raw[1 : len(raw)-1], nil
-	}
-	var s string
-	err := json.Unmarshal(raw, &s)
-	return []byte(s), err
 }
 
 func isAbsent(raw json.RawMessage) bool {
@@ -309,7 +230,7 @@ func decodeMetadata(raw json.RawMessage) (map[string]string, string) {
 		return nil, "metadata must be an object of strings"
 	}
 	md := map[string]string{}
-	err := members(raw, func(name []byte, value json.RawMessage) error {
+	err := providers.Members(raw, func(name, value []byte) error {
 		s, ok := stringField(value)
 		if !ok {
 			return errNotAString

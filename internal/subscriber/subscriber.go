@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/providers"
@@ -61,9 +62,13 @@ type Subscriber struct {
 	pub       Publisher
 	providers map[string]providers.Provider
 	log       *slog.Logger
-	m         *metrics.Metrics
-	now       func() time.Time
-	rand      func() float64
+	// providerLog has a logger naming each provider the bridge
+	// implements, for the line every settled request writes.
+	providerLog map[string]*slog.Logger
+	m           *metrics.Metrics
+	perReq      requestMetrics
+	now         func() time.Time
+	rand        func() float64
 
 	ready    atomic.Bool
 	inflight atomic.Int64
@@ -120,7 +125,26 @@ func New(cfg Config, o Options) (*Subscriber, error) {
 	}
 	s.consumer.Store(o.Consumer)
 	s.m.ParkedLimit.Set(float64(cfg.MaxPending))
+	s.providerLog = map[string]*slog.Logger{}
+	for name := range s.providers {
+		s.providerLog[name] = s.log.With("provider", name)
+	}
+	s.perReq = requestMetrics{
+		deliveries:    metrics.NewChildren(s.m.Deliveries.WithLabelValues),
+		checks:        metrics.NewChildren(s.m.Checks.WithLabelValues),
+		checkDuration: metrics.NewChildren(s.m.CheckDuration.WithLabelValues),
+		events:        metrics.NewChildren(s.m.Events.WithLabelValues),
+		resolution:    metrics.NewChildren(s.m.Resolution.WithLabelValues),
+		attempts:      metrics.NewChildren(s.m.Attempts.WithLabelValues),
+	}
 	return s, nil
+}
+
+// requestMetrics are the metrics every request updates, with their
+// children cached.
+type requestMetrics struct {
+	deliveries, checks, events          *metrics.Children[prometheus.Counter]
+	checkDuration, resolution, attempts *metrics.Children[prometheus.Observer]
 }
 
 // Ready reports whether the subscriber is bound to its consumer and

@@ -1,0 +1,169 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// The walk below reads the members of JSON that was validated whole
+// first. On valid JSON, finding where a name or value ends needs only
+// quotes, escapes and bracket depth, so the walk is a few tight loops: in
+// the running bridge, where caches are shared with NATS and the HTTP
+// stack, reflection-driven decoding cost several times its benchmark time
+// and this does not. FuzzMembers checks it against a jsontext token loop.
+
+// ValidJSON reports whether body is one JSON value with optional
+// surrounding whitespace, accepting what DecodeJSON accepts: a repeated
+// member name and invalid UTF-8 inside strings.
+func ValidJSON(body []byte) bool {
+	return jsontext.Value(body).IsValid(decodeOptions)
+}
+
+// ObjectBody validates a response body and returns the JSON object it
+// holds, without surrounding whitespace. A failure is the ErrBadResponse
+// DecodeJSON would give: the offset or type that broke, never content.
+func ObjectBody(provider string, status int, body []byte) ([]byte, *Error) {
+	if !ValidJSON(body) {
+		var v jsontext.Value
+		if e := DecodeJSON(provider, status, body, &v); e != nil {
+			return nil, e
+		}
+		return nil, BadResponse(provider, status, "invalid JSON") // not reached: the decoder agrees
+	}
+	obj := bytes.TrimSpace(body)
+	if obj[0] != '{' {
+		return nil, TypeError(provider, status, "", obj)
+	}
+	return obj, nil
+}
+
+// TypeError is the ErrBadResponse of a member whose JSON type is not the
+// documented one; pointer is its JSON pointer, as DecodeJSON names it.
+func TypeError(provider string, status int, pointer string, value []byte) *Error {
+	return BadResponse(provider, status, "member %q has JSON type %s", pointer, kindName(value))
+}
+
+// kindName names the JSON type of a validated value.
+func kindName(value []byte) string {
+	switch value[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// Members calls member with the name and value of each member of obj, a
+// JSON object (starting with '{') inside JSON that ValidJSON accepted, in
+// order, and stops at the first error member returns. Values, and names
+// that needed no unescaping, alias obj.
+func Members(obj []byte, member func(name, value []byte) error) error {
+	i := skipSpace(obj, 1)
+	for obj[i] != '}' {
+		nameEnd := stringEnd(obj, i)
+		name, err := unquoteName(obj[i:nameEnd])
+		if err != nil {
+			return err
+		}
+		i = skipSpace(obj, skipSpace(obj, nameEnd)+1) // past ':'
+		end := valueEnd(obj, i)
+		if err := member(name, obj[i:end:end]); err != nil {
+			return err
+		}
+		if i = skipSpace(obj, end); obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return nil
+}
+
+// Elements calls element with each value of arr, a JSON array (starting
+// with '[') inside JSON that ValidJSON accepted, in order, and stops at
+// the first error element returns. Values alias arr.
+func Elements(arr []byte, element func(value []byte) error) error {
+	i := skipSpace(arr, 1)
+	for arr[i] != ']' {
+		end := valueEnd(arr, i)
+		if err := element(arr[i:end:end]); err != nil {
+			return err
+		}
+		if i = skipSpace(arr, end); arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
+	return nil
+}
+
+// TextOf reads a raw JSON value as Text does: a string or a number is
+// its text, anything else leaves it unset.
+func TextOf(raw []byte) Text {
+	s, ok := Scalar(raw)
+	return Text{s: s, valid: ok}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++ // the escaped byte cannot end the string
+		}
+	}
+	return i + 1
+}
+
+// valueEnd returns the index after the value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for ; i < len(b); i++ { // a number, true, false or null
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+// unquoteName decodes a member name; most need no decoding, and are
+// returned without a copy.
+func unquoteName(raw []byte) ([]byte, error) {
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return raw[1 : len(raw)-1], nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return []byte(s), err
+}

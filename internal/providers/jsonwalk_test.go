@@ -1,0 +1,141 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// walk lists every name and value of a validated value, depth first, as
+// Members and Elements see them.
+func walk(raw []byte) []string {
+	var out []string
+	switch raw[0] {
+	case '{':
+		_ = Members(raw, func(name, value []byte) error {
+			out = append(out, "name "+string(name), "value "+string(value))
+			out = append(out, walk(value)...)
+			return nil
+		})
+	case '[':
+		_ = Elements(raw, func(value []byte) error {
+			out = append(out, "value "+string(value))
+			out = append(out, walk(value)...)
+			return nil
+		})
+	}
+	return out
+}
+
+// walkByDecoder is the reference walk: a jsontext token loop.
+func walkByDecoder(raw []byte) ([]string, error) {
+	var out []string
+	switch raw[0] {
+	case '{', '[':
+	default:
+		return nil, nil
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(raw), decodeOptions)
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	for dec.PeekKind() != '}' && dec.PeekKind() != ']' {
+		if raw[0] == '{' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, "name "+name.String())
+		}
+		value, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		value = bytes.Clone(value)
+		out = append(out, "value "+string(value))
+		inner, err := walkByDecoder(value)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inner...)
+	}
+	return out, nil
+}
+
+// FuzzMembers checks the walk against a jsontext token loop on whatever
+// ValidJSON accepts, and ValidJSON against encoding/json's Valid.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"data":{"code":"00","n":-1.5e3,"list":[1,"a",{"b":null}],"t":true}}`,
+		` { "a" : [ ] , "b" : { } , "c\"d" : "e\\\"" } `,
+		`{"\u0061":"x","a":"y"}`,
+		`[1,[2,[3]],{"x":"]"}]`,
+		"{\"bad\xffutf8\":\"v\xfe\"}",
+		`{"a":1,}`,
+		`"just a string"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		valid := ValidJSON(body)
+		if valid != json.Valid(body) {
+			t.Fatalf("ValidJSON(%q) = %v, encoding/json says %v", body, valid, !valid)
+		}
+		if !valid {
+			return
+		}
+		raw := bytes.TrimSpace(body)
+		want, err := walkByDecoder(raw)
+		if err != nil {
+			t.Fatalf("the decoder failed on valid JSON %q: %v", body, err)
+		}
+		if got := walk(raw); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("walk of %q:\n got %q\nwant %q", body, got, want)
+		}
+	})
+}
+
+func TestMembersStopsAtTheFirstError(t *testing.T) {
+	stop := errors.New("stop")
+	var seen []string
+	err := Members([]byte(`{"a":1,"b":2,"c":3}`), func(name, _ []byte) error {
+		seen = append(seen, string(name))
+		if string(name) == "b" {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || fmt.Sprint(seen) != "[a b]" {
+		t.Errorf("Members = %v after %v; want stop after [a b]", err, seen)
+	}
+}
+
+func TestObjectBody(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{`{"data":{"code":"00"`, "invalid JSON at offset"},
+		{`<html>secret-token</html>`, "invalid JSON at offset 0"},
+		{`["secret-token"]`, `member "" has JSON type array`},
+		{` {"a":1} `, ""},
+	}
+	for _, tc := range tests {
+		obj, err := ObjectBody("test", 200, []byte(tc.raw))
+		if tc.want == "" {
+			if err != nil || string(obj) != strings.TrimSpace(tc.raw) {
+				t.Errorf("ObjectBody(%q) = %q, %v; want the trimmed object", tc.raw, obj, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ObjectBody(%q) = %v, want an error containing %q", tc.raw, err, tc.want)
+			continue
+		}
+		if !errors.Is(err, ErrBadResponse) || strings.Contains(err.Error(), "secret-token") {
+			t.Errorf("ObjectBody(%q) = %v: want ErrBadResponse without the body's content", tc.raw, err)
+		}
+	}
+}
