@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -211,6 +212,10 @@ type roundResult struct {
 	allocBytesReq  float64
 	events, deadLs uint64
 	logProblems    int
+	// stealPct is the share of the machine's CPU time the hypervisor gave
+	// to others while the round ran (NaN where /proc/stat has none): a
+	// round with much of it measured a busier machine.
+	stealPct float64
 }
 
 func (r roundResult) cpuPerReq() time.Duration { return r.cpu / time.Duration(r.requests) }
@@ -264,19 +269,24 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 	if n == 0 {
 		label = fmt.Sprintf("warm-up %-7s", mode)
 	}
+	stealBefore, totalBefore, stealOK := cpuSteal()
 	if err := b.drive(ctx, t, label, 0); err != nil {
 		return roundResult{}, err
 	}
 	if err := b.waitSettled(ctx); err != nil {
 		return roundResult{}, err
 	}
+	stealAfter, totalAfter, stealOK2 := cpuSteal()
 	stats, ru, err := w.stop()
 	ok = true
 	if err != nil {
 		return roundResult{}, err
 	}
 
-	r := roundResult{n: n, total: total, mode: mode, requests: len(t.reqs)}
+	r := roundResult{n: n, total: total, mode: mode, requests: len(t.reqs), stealPct: math.NaN()}
+	if stealOK && stealOK2 && totalAfter > totalBefore {
+		r.stealPct = 100 * float64(stealAfter-stealBefore) / float64(totalAfter-totalBefore)
+	}
 	first := time.Duration(t.pub[0].Load())
 	r.elapsed = time.Duration(t.lastNs.Load()) - first
 	r.rate = float64(r.requests) / r.elapsed.Seconds()
@@ -310,6 +320,33 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 		label, r.requests, r.elapsed.Round(time.Millisecond), r.rate, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
 		r.callsPerReq, float64(r.cpuPerReq().Nanoseconds())/1e3, float64(r.maxRSSKiB)/1024)
 	return r, nil
+}
+
+// cpuSteal reads the machine's steal time and total CPU time, in ticks,
+// from the first line of /proc/stat.
+func cpuSteal() (steal, total uint64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, f := range fields[1:] {
+		v, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		if i < 8 { // user … steal; guest time is counted in user already
+			total += v
+		}
+		if i == 7 {
+			steal = v
+		}
+	}
+	return steal, total, true
 }
 
 // drive publishes t's requests and waits until all are resolved, printing

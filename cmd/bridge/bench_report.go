@@ -36,12 +36,16 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\tmode\treq/s\tp50\tp95\tp99\tcalls/req\tCPU µs/req\tCPU s\tstart CPU\tpeak RSS MiB\tallocs/req\tKiB/req\tevents\twarn+err\t")
+	fmt.Fprintln(tw, "round\tmode\treq/s\tp50\tp95\tp99\tcalls/req\tCPU µs/req\tCPU s\tstart CPU\tpeak RSS MiB\tallocs/req\tKiB/req\tevents\twarn+err\tsteal%\t")
 	row := func(label, mode string, r roundResult) {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%d\t%d\t\n",
+		steal := "-"
+		if !math.IsNaN(r.stealPct) {
+			steal = fmt.Sprintf("%.1f", r.stealPct)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%d\t%d\t%s\t\n",
 			label, mode, r.rate, ms(r.p50), ms(r.p95), ms(r.p99), calls(r.callsPerReq),
 			us(r.cpuPerReq()), r.cpu.Seconds(), ms(r.cpuStartup), float64(r.maxRSSKiB)/1024,
-			r.allocsPerReq, r.allocBytesReq/1024, r.events, r.logProblems)
+			r.allocsPerReq, r.allocBytesReq/1024, r.events, r.logProblems, steal)
 	}
 	var measured []roundResult
 	for _, r := range results {
@@ -132,6 +136,7 @@ func medianResult(rs []roundResult) roundResult {
 	m.allocBytesReq = median(rs, func(r roundResult) float64 { return r.allocBytesReq })
 	m.events = uint64(median(rs, func(r roundResult) float64 { return float64(r.events) }))
 	m.logProblems = int(median(rs, func(r roundResult) float64 { return float64(r.logProblems) }))
+	m.stealPct = median(rs, func(r roundResult) float64 { return r.stealPct })
 	return m
 }
 
