@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -40,27 +42,47 @@ func NewHTTPClient(timeout time.Duration, maxConns int) *http.Client {
 }
 
 // Exchange makes the one HTTP attempt of a Status call and reads at most
-// MaxBodyBytes of the body. A failure is an *Error: ErrTransport when there
-// was no response, ErrBadResponse when the body is too large or cut short.
-// Error texts never contain the URL.
-func Exchange(client *http.Client, req *http.Request, provider string) (*http.Response, []byte, error) {
+// MaxBodyBytes of the body into buf (see GetBuffer), returning buf's bytes:
+// the caller must be done with them before it puts buf back. A failure is
+// an *Error: ErrTransport when there was no response, ErrBadResponse when
+// the body is too large or cut short. Error texts never contain the URL.
+func Exchange(client *http.Client, req *http.Request, provider string, buf *bytes.Buffer) (*http.Response, []byte, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, nil, transportError(provider, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
-	if err != nil {
+	buf.Reset()
+	if _, err := buf.ReadFrom(&io.LimitedReader{R: resp.Body, N: MaxBodyBytes + 1}); err != nil {
 		e := transportError(provider, err)
 		e.HTTPStatus = resp.StatusCode
 		return resp, nil, e
 	}
-	if len(body) > MaxBodyBytes {
+	if buf.Len() > MaxBodyBytes {
 		e := Errorf(provider, ErrBadResponse, "body larger than %d bytes", MaxBodyBytes)
 		e.HTTPStatus = resp.StatusCode
 		return resp, nil, e
 	}
-	return resp, body, nil
+	return resp, buf.Bytes(), nil
+}
+
+// bodies recycles the buffers response bodies are read into: what the
+// parsers keep of a body they copy, so a buffer is free once the parse
+// returned, and a body no longer costs a few allocations every check.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps a rare large body's buffer out of the pool.
+const maxPooledBuffer = 64 << 10
+
+// GetBuffer returns an empty buffer for Exchange.
+func GetBuffer() *bytes.Buffer { return bodies.Get().(*bytes.Buffer) }
+
+// PutBuffer hands buf back once nothing uses its bytes.
+func PutBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer {
+		buf.Reset()
+		bodies.Put(buf)
+	}
 }
 
 func transportError(provider string, err error) *Error {

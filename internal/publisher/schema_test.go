@@ -235,6 +235,23 @@ func TestEventID(t *testing.T) {
 	}
 }
 
+// TestEventIDIsUUIDv5 holds EventID to the library's UUIDv5 of
+// provider, a NUL and request_id: ids published before must not change.
+func TestEventIDIsUUIDv5(t *testing.T) {
+	for _, tc := range [][2]string{
+		{"iak", "ord-7781-status"}, {"ayopop", "a"}, {"appotapay", strings.Repeat("r", 128)},
+		{"unknown", ""}, {strings.Repeat("p", 300), strings.Repeat("q", 300)}, // beyond the stack buffer
+	} {
+		want := uuid.NewSHA1(idNamespace, []byte(tc[0]+"\x00"+tc[1])).String()
+		if got := EventID(tc[0], tc[1]); got != want {
+			t.Errorf("EventID(%q, %q) = %s, want %s", tc[0], tc[1], got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { EventID("iak", "ord-7781-status") }); n != 1 {
+		t.Errorf("EventID allocates %v times, want 1 (its string)", n)
+	}
+}
+
 // TestEventGolden pins the wire form of a fully populated success event,
 // its id included: changing the id's derivation would break deduplication
 // across a deploy. Regenerate with go test ./internal/publisher -update.

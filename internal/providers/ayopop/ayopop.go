@@ -174,7 +174,9 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["Accept"] = []string{"application/json"}
 
-	resp, raw, err := providers.Exchange(c.http, req, Name)
+	buf := providers.GetBuffer()
+	defer providers.PutBuffer(buf)
+	resp, raw, err := providers.Exchange(c.http, req, Name, buf)
 	if err != nil {
 		return providers.Result{}, err
 	}
