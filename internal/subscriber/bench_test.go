@@ -76,7 +76,13 @@ func BenchmarkHandlePending(b *testing.B) {
 	}
 }
 
-func benchSubscriber(b *testing.B, answer providers.Result) *Subscriber {
+func benchSubscriber(b testing.TB, answer providers.Result) *Subscriber {
+	return subscriberWithLog(b, answer, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
+}
+
+// subscriberWithLog is a subscriber whose only provider, iak, answers
+// answer from memory, and whose publisher accepts every event.
+func subscriberWithLog(b testing.TB, answer providers.Result, log *slog.Logger) *Subscriber {
 	b.Helper()
 	sched := Schedule{Initial: 5 * time.Second, Max: 10 * time.Minute, Multiplier: 2, Jitter: 0.2}
 	s, err := New(Config{
@@ -87,7 +93,7 @@ func benchSubscriber(b *testing.B, answer providers.Result) *Subscriber {
 		Consumer:  benchConsumer{},
 		Publisher: benchPublisher{},
 		Providers: map[string]providers.Provider{"iak": benchProvider{answer}},
-		Logger:    slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:    log,
 		Metrics:   metrics.New("bench"),
 	})
 	if err != nil {
