@@ -54,7 +54,9 @@ CEILING: a minimal consumer that does only what the contract demands (fetch
 from the same consumer, one HTTP call to the same simulator endpoint with a
 pre-built request, publish an event-sized payload with a Nats-Msg-Id and wait
 for its PubAck, double-ack), so the table shows what the bridge costs over the
-floor. Streams are deleted and re-created before every round.
+floor. An unmeasured warm-up round of each mode comes first; then each pair of
+rounds runs in the other order than the last, so a machine that drifts favours
+neither mode. Streams are deleted and re-created before every round.
 
 --parked N parks N requests that stay pending (checked once, then parked for
 --park-for), then times --fresh immediate-success requests and reads the
