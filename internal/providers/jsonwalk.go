@@ -10,57 +10,15 @@ import (
 
 // The walk below reads the members of JSON that was validated whole
 // first. On valid JSON, finding where a name or value ends needs only
-// quotes, escapes and bracket depth, so the walk is a few tight loops: in
-// the running bridge, where caches are shared with NATS and the HTTP
-// stack, reflection-driven decoding cost several times its benchmark time
-// and this does not. FuzzMembers checks it against a jsontext token loop.
+// quotes, escapes and bracket depth, so the walk needs no decoder and no
+// copies; the subscriber reads requests with it. FuzzMembers checks it
+// against a jsontext token loop.
 
 // ValidJSON reports whether body is one JSON value with optional
 // surrounding whitespace, accepting what DecodeJSON accepts: a repeated
 // member name and invalid UTF-8 inside strings.
 func ValidJSON(body []byte) bool {
 	return jsontext.Value(body).IsValid(decodeOptions)
-}
-
-// ObjectBody validates a response body and returns the JSON object it
-// holds, without surrounding whitespace. A failure is the ErrBadResponse
-// DecodeJSON would give: the offset or type that broke, never content.
-func ObjectBody(provider string, status int, body []byte) ([]byte, *Error) {
-	if !ValidJSON(body) {
-		var v jsontext.Value
-		if e := DecodeJSON(provider, status, body, &v); e != nil {
-			return nil, e
-		}
-		return nil, BadResponse(provider, status, "invalid JSON") // not reached: the decoder agrees
-	}
-	obj := bytes.TrimSpace(body)
-	if obj[0] != '{' {
-		return nil, TypeError(provider, status, "", obj)
-	}
-	return obj, nil
-}
-
-// TypeError is the ErrBadResponse of a member whose JSON type is not the
-// documented one; pointer is its JSON pointer, as DecodeJSON names it.
-func TypeError(provider string, status int, pointer string, value []byte) *Error {
-	return BadResponse(provider, status, "member %q has JSON type %s", pointer, kindName(value))
-}
-
-// kindName names the JSON type of a validated value.
-func kindName(value []byte) string {
-	switch value[0] {
-	case '"':
-		return "string"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number"
 }
 
 // Members calls member with the name and value of each member of obj, a
@@ -85,30 +43,6 @@ func Members(obj []byte, member func(name, value []byte) error) error {
 		}
 	}
 	return nil
-}
-
-// Elements calls element with each value of arr, a JSON array (starting
-// with '[') inside JSON that ValidJSON accepted, in order, and stops at
-// the first error element returns. Values alias arr.
-func Elements(arr []byte, element func(value []byte) error) error {
-	i := skipSpace(arr, 1)
-	for arr[i] != ']' {
-		end := valueEnd(arr, i)
-		if err := element(arr[i:end:end]); err != nil {
-			return err
-		}
-		if i = skipSpace(arr, end); arr[i] == ',' {
-			i = skipSpace(arr, i+1)
-		}
-	}
-	return nil
-}
-
-// TextOf reads a raw JSON value as Text does: a string or a number is
-// its text, anything else leaves it unset.
-func TextOf(raw []byte) Text {
-	s, ok := Scalar(raw)
-	return Text{s: s, valid: ok}
 }
 
 func skipSpace(b []byte, i int) int {

@@ -11,20 +11,13 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// walk lists every name and value of a validated value, depth first, as
-// Members and Elements see them.
+// walk lists every name and value of the objects in a validated value
+// that Members reaches, depth first.
 func walk(raw []byte) []string {
 	var out []string
-	switch raw[0] {
-	case '{':
+	if raw[0] == '{' {
 		_ = Members(raw, func(name, value []byte) error {
 			out = append(out, "name "+string(name), "value "+string(value))
-			out = append(out, walk(value)...)
-			return nil
-		})
-	case '[':
-		_ = Elements(raw, func(value []byte) error {
-			out = append(out, "value "+string(value))
 			out = append(out, walk(value)...)
 			return nil
 		})
@@ -35,23 +28,19 @@ func walk(raw []byte) []string {
 // walkByDecoder is the reference walk: a jsontext token loop.
 func walkByDecoder(raw []byte) ([]string, error) {
 	var out []string
-	switch raw[0] {
-	case '{', '[':
-	default:
+	if raw[0] != '{' {
 		return nil, nil
 	}
 	dec := jsontext.NewDecoder(bytes.NewReader(raw), decodeOptions)
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, err
 	}
-	for dec.PeekKind() != '}' && dec.PeekKind() != ']' {
-		if raw[0] == '{' {
-			name, err := dec.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, "name "+name.String())
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, "name "+name.String())
 		value, err := dec.ReadValue()
 		if err != nil {
 			return nil, err
@@ -112,30 +101,5 @@ func TestMembersStopsAtTheFirstError(t *testing.T) {
 	})
 	if !errors.Is(err, stop) || fmt.Sprint(seen) != "[a b]" {
 		t.Errorf("Members = %v after %v; want stop after [a b]", err, seen)
-	}
-}
-
-func TestObjectBody(t *testing.T) {
-	tests := []struct{ raw, want string }{
-		{`{"data":{"code":"00"`, "invalid JSON at offset"},
-		{`<html>secret-token</html>`, "invalid JSON at offset 0"},
-		{`["secret-token"]`, `member "" has JSON type array`},
-		{` {"a":1} `, ""},
-	}
-	for _, tc := range tests {
-		obj, err := ObjectBody("test", 200, []byte(tc.raw))
-		if tc.want == "" {
-			if err != nil || string(obj) != strings.TrimSpace(tc.raw) {
-				t.Errorf("ObjectBody(%q) = %q, %v; want the trimmed object", tc.raw, obj, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ObjectBody(%q) = %v, want an error containing %q", tc.raw, err, tc.want)
-			continue
-		}
-		if !errors.Is(err, ErrBadResponse) || strings.Contains(err.Error(), "secret-token") {
-			t.Errorf("ObjectBody(%q) = %v: want ErrBadResponse without the body's content", tc.raw, err)
-		}
 	}
 }
