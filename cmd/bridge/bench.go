@@ -33,6 +33,7 @@ type benchOptions struct {
 	backoffMax   time.Duration
 	logLevel     string
 	modes        []string
+	baseline     string // another bridge binary, compared round by round with this one
 	parked       int
 	parkFor      time.Duration
 	fresh        int
@@ -83,6 +84,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.backoffMax, "backoff-max", 200*time.Millisecond, "BRIDGE_BACKOFF_MAX in throughput mode")
 	fs.StringVar(&o.logLevel, "log-level", "info", "BRIDGE_LOG_LEVEL of the bridge (info, the daemon's default, logs a line per resolved request); it logs to a pipe the bench stores")
 	mode := fs.String("mode", "both", "throughput mode: both, bridge or ceiling")
+	fs.StringVar(&o.baseline, "baseline", "", "throughput mode: compare with the bridge of this binary (e.g. a build of the previous commit) instead of the ceiling, in alternating rounds")
 	fs.IntVar(&o.parked, "parked", 0, "parked mode: park this many pending requests, then time fresh ones")
 	fs.DurationVar(&o.parkFor, "park-for", 10*time.Minute, "parked mode: BRIDGE_BACKOFF_INITIAL and _MAX, how long each parked request waits between checks")
 	fs.IntVar(&o.fresh, "fresh", 100, "parked mode: immediate-success requests timed once all are parked")
@@ -107,10 +109,18 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 		errs = append(errs, err)
 	}
 	o.mix = mix
-	switch *mode {
-	case "both":
+	switch {
+	case o.baseline != "":
+		if *mode != "both" {
+			errs = append(errs, errors.New("--baseline compares two bridges: leave --mode out"))
+		}
+		if _, err := os.Stat(o.baseline); err != nil {
+			errs = append(errs, fmt.Errorf("--baseline: %w", err))
+		}
+		o.modes = []string{"bridge", "baseline"}
+	case *mode == "both":
 		o.modes = []string{"bridge", "ceiling"}
-	case "bridge", "ceiling":
+	case *mode == "bridge", *mode == "ceiling":
 		o.modes = []string{*mode}
 	default:
 		errs = append(errs, fmt.Errorf("--mode %q must be both, bridge or ceiling", *mode))

@@ -216,10 +216,13 @@ func childEnv(env map[string]string) []string {
 // workerStats is a line a worker prints on stdout: once when it is
 // consuming, once as it exits.
 type workerStats struct {
-	Phase      string `json:"phase"` // "ready" or "exit"
-	CPUNanos   int64  `json:"cpu_ns"`
-	Mallocs    uint64 `json:"mallocs"`
-	AllocBytes uint64 `json:"alloc_bytes"`
+	Phase    string `json:"phase"`  // "ready" or "exit"
+	CPUNanos int64  `json:"cpu_ns"` // user and system
+	SysNanos int64  `json:"sys_ns"`
+	// CtxSwitches counts voluntary and involuntary context switches.
+	CtxSwitches int64  `json:"ctx_switches"`
+	Mallocs     uint64 `json:"mallocs"`
+	AllocBytes  uint64 `json:"alloc_bytes"`
 	// RSSKiB and HWMKiB are VmRSS and VmHWM of /proc/self/status. The
 	// parent cannot use the child's rusage ru_maxrss: Linux carries the
 	// forking process's peak over the exec into it.
@@ -241,7 +244,8 @@ type worker struct {
 }
 
 // startWorker runs `bridge bench worker --mode mode` with env and waits
-// until it consumes.
+// until it consumes. The baseline mode is the bridge of the --baseline
+// binary.
 func (b *bench) startWorker(ctx context.Context, mode, name string, env map[string]string) (*worker, error) {
 	w := &worker{
 		ready:   make(chan workerStats, 1),
@@ -257,7 +261,11 @@ func (b *bench) startWorker(ctx context.Context, mode, name string, env map[stri
 	// and the bench stores it. A file of its own would share the disk with
 	// the NATS store's fsyncs and time the journal, not the bridge.
 	logBuf := bufio.NewWriterSize(logFile, 256<<10)
-	w.cmd = exec.Command(os.Args[0], "bench", "worker", "--mode", mode)
+	if mode == "baseline" {
+		w.cmd = exec.Command(b.o.baseline, "bench", "worker", "--mode", "bridge")
+	} else {
+		w.cmd = exec.Command(os.Args[0], "bench", "worker", "--mode", mode)
+	}
 	w.cmd.Env = childEnv(env)
 	w.cmd.SysProcAttr = dieWithParent()
 	w.cmd.Stderr = logBuf

@@ -206,6 +206,8 @@ type roundResult struct {
 	p50, p95, p99  time.Duration
 	callsPerReq    float64       // NaN with real providers
 	cpu            time.Duration // user+system after the worker was ready
+	cpuSys         time.Duration // of which system
+	ctxSwitches    float64       // per request
 	cpuStartup     time.Duration
 	maxRSSKiB      int64 // VmHWM at exit
 	allocsPerReq   float64
@@ -299,6 +301,8 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 	cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 	r.cpuStartup = time.Duration(w.readyStats.CPUNanos)
 	r.cpu = cpu - r.cpuStartup
+	r.cpuSys = time.Duration(syscall.TimevalToNsec(ru.Stime) - w.readyStats.SysNanos)
+	r.ctxSwitches = float64(ru.Nvcsw+ru.Nivcsw-w.readyStats.CtxSwitches) / float64(r.requests)
 	r.maxRSSKiB = stats.HWMKiB
 	r.allocsPerReq = float64(stats.Mallocs-w.readyStats.Mallocs) / float64(r.requests)
 	r.allocBytesReq = float64(stats.AllocBytes-w.readyStats.AllocBytes) / float64(r.requests)
@@ -406,4 +410,12 @@ func (b *bench) waitSettled(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// sysPct is the share of the round's CPU time spent in the kernel.
+func (r roundResult) sysPct() float64 {
+	if r.cpu <= 0 {
+		return 0
+	}
+	return 100 * float64(r.cpuSys) / float64(r.cpu)
 }

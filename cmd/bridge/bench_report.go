@@ -36,15 +36,15 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\tmode\treq/s\tp50\tp95\tp99\tcalls/req\tCPU µs/req\tCPU s\tstart CPU\tpeak RSS MiB\tallocs/req\tKiB/req\tevents\twarn+err\tsteal%\t")
+	fmt.Fprintln(tw, "round\tmode\treq/s\tp50\tp95\tp99\tcalls/req\tCPU µs/req\tsys%\tcsw/req\tCPU s\tstart CPU\tpeak RSS MiB\tallocs/req\tKiB/req\tevents\twarn+err\tsteal%\t")
 	row := func(label, mode string, r roundResult) {
 		steal := "-"
 		if !math.IsNaN(r.stealPct) {
 			steal = fmt.Sprintf("%.1f", r.stealPct)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%d\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%d\t%d\t%s\t\n",
 			label, mode, r.rate, ms(r.p50), ms(r.p95), ms(r.p99), calls(r.callsPerReq),
-			us(r.cpuPerReq()), r.cpu.Seconds(), ms(r.cpuStartup), float64(r.maxRSSKiB)/1024,
+			us(r.cpuPerReq()), r.sysPct(), r.ctxSwitches, r.cpu.Seconds(), ms(r.cpuStartup), float64(r.maxRSSKiB)/1024,
 			r.allocsPerReq, r.allocBytesReq/1024, r.events, r.logProblems, steal)
 	}
 	var measured []roundResult
@@ -71,11 +71,17 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	fmt.Fprintln(w)
 
 	br, okB := medians["bridge"]
-	ce, okC := medians["ceiling"]
-	if okB && okC {
+	if base, ok := medians["baseline"]; okB && ok {
+		fmt.Fprintf(w, "bridge / baseline (%s) (medians): throughput %.2f, CPU per request %.2f, allocations per request %.2f\n",
+			o.baseline, br.rate/base.rate, float64(br.cpuPerReq())/float64(base.cpuPerReq()), br.allocsPerReq/base.allocsPerReq)
+		if thr, cpu := pairRatios(measured, "baseline"); len(thr) > 1 {
+			fmt.Fprintf(w, "bridge / baseline within each pair of rounds: throughput %s, CPU per request %s\n", spread(thr), spread(cpu))
+		}
+	}
+	if ce, ok := medians["ceiling"]; okB && ok {
 		fmt.Fprintf(w, "bridge / ceiling (medians): throughput %.2f (target >= 0.90), CPU per request %.2f (target <= 1.20)\n",
 			br.rate/ce.rate, float64(br.cpuPerReq())/float64(ce.cpuPerReq()))
-		if thr, cpu := pairRatios(measured); len(thr) > 1 {
+		if thr, cpu := pairRatios(measured, "ceiling"); len(thr) > 1 {
 			fmt.Fprintf(w, "bridge / ceiling within each pair of rounds: throughput %s, CPU per request %s\n", spread(thr), spread(cpu))
 		}
 	}
@@ -89,14 +95,15 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	}
 }
 
-// pairRatios are the bridge's ratios to the ceiling round it ran next to.
-func pairRatios(measured []roundResult) (throughput, cpu []float64) {
+// pairRatios are the bridge's ratios to the round of mode other (the
+// ceiling or the baseline) it ran next to.
+func pairRatios(measured []roundResult, other string) (throughput, cpu []float64) {
 	for i := 0; i+1 < len(measured); i += 2 {
 		br, ce := measured[i], measured[i+1]
-		if br.mode == "ceiling" {
+		if br.mode == other {
 			br, ce = ce, br
 		}
-		if br.mode != "bridge" || ce.mode != "ceiling" {
+		if br.mode != "bridge" || ce.mode != other {
 			continue
 		}
 		throughput = append(throughput, br.rate/ce.rate)
@@ -130,6 +137,8 @@ func medianResult(rs []roundResult) roundResult {
 	m.p99 = time.Duration(median(rs, func(r roundResult) float64 { return float64(r.p99) }))
 	m.callsPerReq = median(rs, func(r roundResult) float64 { return r.callsPerReq })
 	m.cpu = time.Duration(median(rs, func(r roundResult) float64 { return float64(r.cpu) }))
+	m.cpuSys = time.Duration(median(rs, func(r roundResult) float64 { return float64(r.cpuSys) }))
+	m.ctxSwitches = median(rs, func(r roundResult) float64 { return r.ctxSwitches })
 	m.cpuStartup = time.Duration(median(rs, func(r roundResult) float64 { return float64(r.cpuStartup) }))
 	m.maxRSSKiB = int64(median(rs, func(r roundResult) float64 { return float64(r.maxRSSKiB) }))
 	m.allocsPerReq = median(rs, func(r roundResult) float64 { return r.allocsPerReq })

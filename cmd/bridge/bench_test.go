@@ -110,8 +110,15 @@ func TestPairRatiosComparePairsWhateverTheirOrder(t *testing.T) {
 	thr, cpu := pairRatios([]roundResult{
 		r("bridge", 90, 120*time.Microsecond), r("ceiling", 100, 100*time.Microsecond),
 		r("ceiling", 200, 100*time.Microsecond), r("bridge", 100, 150*time.Microsecond),
-	})
+	}, "ceiling")
 	if fmt.Sprintf("%.2f %.2f", thr, cpu) != "[0.90 0.50] [1.20 1.50]" {
 		t.Errorf("pairRatios = %.2f, %.2f; want [0.90 0.50], [1.20 1.50]", thr, cpu)
+	}
+	thr, cpu = pairRatios([]roundResult{
+		r("baseline", 100, 100*time.Microsecond), r("bridge", 110, 90*time.Microsecond),
+		r("bridge", 90, 120*time.Microsecond), r("ceiling", 100, 100*time.Microsecond),
+	}, "baseline")
+	if fmt.Sprintf("%.2f %.2f", thr, cpu) != "[1.10] [0.90]" {
+		t.Errorf("pairRatios against the baseline = %.2f, %.2f; want [1.10], [0.90]", thr, cpu)
 	}
 }

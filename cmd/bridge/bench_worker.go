@@ -64,10 +64,12 @@ func runBenchWorker(ctx context.Context, args []string, stdout, stderr io.Writer
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s := workerStats{
-			Phase:      phase,
-			CPUNanos:   syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime),
-			Mallocs:    ms.Mallocs,
-			AllocBytes: ms.TotalAlloc,
+			Phase:       phase,
+			CPUNanos:    syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime),
+			SysNanos:    syscall.TimevalToNsec(ru.Stime),
+			CtxSwitches: ru.Nvcsw + ru.Nivcsw,
+			Mallocs:     ms.Mallocs,
+			AllocBytes:  ms.TotalAlloc,
 		}
 		s.RSSKiB, s.HWMKiB, _ = procStatus(os.Getpid())
 		if err != nil {
