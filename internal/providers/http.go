@@ -183,6 +183,25 @@ func DecodeJSON(provider string, status int, body []byte, v any) *Error {
 	return BadResponse(provider, status, "invalid JSON")
 }
 
+// Decode reads raw into v as DecodeJSON does. When raw is an object that
+// ValidJSON accepts, it is read by walking it (ObjectText, Members), with
+// member called on each top-level member; anything else, and any walk
+// that member stops with an error (ErrUnexpectedKind where DecodeJSON
+// would refuse a member's kind), is left to DecodeJSON, which starts
+// again from the zero value and says what is wrong. Each provider holds
+// its walk to DecodeJSON's result with a fuzz test.
+func Decode[T any](provider string, status int, raw []byte, v *T, member func(name, value string) error) *Error {
+	if obj, ok := ObjectText(raw); ok && Members(obj, member) == nil {
+		return nil
+	}
+	var zero T
+	*v = zero
+	return DecodeJSON(provider, status, raw, v)
+}
+
+// ErrUnexpectedKind stops a walk at a member of a kind DecodeJSON refuses.
+var ErrUnexpectedKind = errors.New("member of an unexpected kind")
+
 // Endpoint joins a provider base URL (scheme, host, optional path prefix)
 // with a documented path. The base must be an absolute http or https URL
 // without query, fragment or user info (credentials never go in URLs).

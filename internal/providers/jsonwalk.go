@@ -1,7 +1,6 @@
 package providers
 
 import (
-	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 
@@ -11,8 +10,9 @@ import (
 // The walk below reads the members of JSON that was validated whole
 // first. On valid JSON, finding where a name or value ends needs only
 // quotes, escapes and bracket depth, so the walk needs no decoder and no
-// copies; the subscriber reads requests with it. FuzzMembers checks it
-// against a jsontext token loop.
+// copies. The subscriber reads requests with it, and the providers read
+// their answers with it (see ObjectText). FuzzMembers checks it against a
+// jsontext token loop.
 
 // ValidJSON reports whether body is one JSON value with optional
 // surrounding whitespace, accepting what DecodeJSON accepts: a repeated
@@ -21,11 +21,15 @@ func ValidJSON(body []byte) bool {
 	return jsontext.Value(body).IsValid(decodeOptions)
 }
 
+// jsonText is JSON held as bytes (requests) or as a string (answers, whose
+// member texts are then substrings instead of copies).
+type jsonText interface{ ~string | ~[]byte }
+
 // Members calls member with the name and value of each member of obj, a
 // JSON object (starting with '{') inside JSON that ValidJSON accepted, in
 // order, and stops at the first error member returns. Values, and names
 // that needed no unescaping, alias obj.
-func Members(obj []byte, member func(name, value []byte) error) error {
+func Members[T jsonText](obj T, member func(name, value T) error) error {
 	i := skipSpace(obj, 1)
 	for obj[i] != '}' {
 		nameEnd := stringEnd(obj, i)
@@ -35,7 +39,7 @@ func Members(obj []byte, member func(name, value []byte) error) error {
 		}
 		i = skipSpace(obj, skipSpace(obj, nameEnd)+1) // past ':'
 		end := valueEnd(obj, i)
-		if err := member(name, obj[i:end:end]); err != nil {
+		if err := member(name, obj[i:end]); err != nil {
 			return err
 		}
 		if i = skipSpace(obj, end); obj[i] == ',' {
@@ -45,15 +49,32 @@ func Members(obj []byte, member func(name, value []byte) error) error {
 	return nil
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+// ObjectText returns body, trimmed, as a string when it is JSON that
+// ValidJSON accepts and its value is an object: the form in which a
+// provider reads its answer with Members and Text.SetJSON. One copy of the
+// body is made here, and the texts taken from it are its substrings.
+func ObjectText(body []byte) (string, bool) {
+	start, end := skipSpace(body, 0), len(body)
+	for end > start && isSpace(body[end-1]) {
+		end--
+	}
+	if start == end || body[start] != '{' || !ValidJSON(body) {
+		return "", false
+	}
+	return string(body[start:end]), true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace[T jsonText](b T, i int) int {
+	for i < len(b) && isSpace(b[i]) {
 		i++
 	}
 	return i
 }
 
 // stringEnd returns the index after the string that starts at b[i].
-func stringEnd(b []byte, i int) int {
+func stringEnd[T jsonText](b T, i int) int {
 	for i++; b[i] != '"'; i++ {
 		if b[i] == '\\' {
 			i++ // the escaped byte cannot end the string
@@ -63,7 +84,7 @@ func stringEnd(b []byte, i int) int {
 }
 
 // valueEnd returns the index after the value that starts at b[i].
-func valueEnd(b []byte, i int) int {
+func valueEnd[T jsonText](b T, i int) int {
 	switch b[i] {
 	case '"':
 		return stringEnd(b, i)
@@ -91,13 +112,29 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-// unquoteName decodes a member name; most need no decoding, and are
-// returned without a copy.
-func unquoteName(raw []byte) ([]byte, error) {
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+// unquoteName decodes a member name; most are ASCII without escapes and
+// are returned without a copy.
+func unquoteName[T jsonText](raw T) (T, error) {
+	if plainJSONString(raw) {
 		return raw[1 : len(raw)-1], nil
 	}
 	var s string
-	err := json.Unmarshal(raw, &s)
-	return []byte(s), err
+	err := json.Unmarshal([]byte(raw), &s)
+	return T(s), err
+}
+
+// plainJSONString reports whether raw, a JSON string from JSON that
+// ValidJSON accepted, needs no decoding: it has no escapes and its content
+// is valid UTF-8 (validation already refused control characters).
+func plainJSONString[T jsonText](raw T) bool {
+	ascii := true
+	for i := 1; i < len(raw)-1; i++ {
+		switch c := raw[i]; {
+		case c == '\\':
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(string(raw[1:len(raw)-1]))
 }

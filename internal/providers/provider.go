@@ -87,27 +87,10 @@ type Result struct {
 	Amount   json.Number
 	Currency string
 
-	// Details holds provider-specific fields of the response worth passing
-	// on. It never holds credentials.
-	Details map[string]any
-}
-
-// Details gathers the members a provider passes on in Result.Details,
-// leaving out those that were absent or of an unexpected type.
-type Details map[string]any
-
-// Text adds t under key when it was a JSON string or number.
-func (d Details) Text(key string, t Text) {
-	if s, ok := t.Get(); ok {
-		d[key] = s
-	}
-}
-
-// Amount adds t under key, as a json.Number, when it is a plain decimal.
-func (d Details) Amount(key string, t Text) {
-	if n, ok := t.Amount(); ok {
-		d[key] = n
-	}
+	// Details is a JSON object of provider-specific members of the answer
+	// worth passing on (written with Details), or nil. It never holds
+	// credentials.
+	Details json.RawMessage
 }
 
 // Scalar reads a JSON string or number as a string, for provider fields whose

@@ -12,7 +12,7 @@ import (
 // unset rather than failing the whole response: a member of an odd type
 // decides nothing by itself. It is meant for response structs decoded by
 // DecodeJSON, which reads it straight from the body without a copy of the
-// raw member.
+// raw member, or read member by member with SetJSON.
 type Text struct {
 	s     string
 	valid bool
@@ -26,6 +26,25 @@ func (t *Text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	}
 	t.s, t.valid = Scalar(json.RawMessage(raw))
 	return nil
+}
+
+// SetJSON sets t from raw, a member's value in text that ObjectText
+// returned, as UnmarshalJSONFrom would: a string that needs no decoding,
+// or a number (valid, since the whole text was), is taken as a substring
+// of raw without a copy.
+func (t *Text) SetJSON(raw string) {
+	switch raw[0] {
+	case '"':
+		if plainJSONString(raw) {
+			*t = Text{s: raw[1 : len(raw)-1], valid: true}
+			return
+		}
+		t.s, t.valid = Scalar(json.RawMessage(raw))
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		*t = Text{s: raw, valid: true}
+	default:
+		*t = Text{}
+	}
 }
 
 // Get returns the text and whether the member was a string or a number.

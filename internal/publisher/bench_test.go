@@ -20,11 +20,8 @@ func benchData() Data {
 		ProviderTransactionID: "9732795", Amount: "137110", Currency: "IDR", Attempts: 1,
 		RequestedAt: requested, ResolvedAt: requested.Add(32 * time.Second),
 		Metadata: map[string]string{"order_id": "7781", "tenant": "shop-a"},
-		Details: map[string]any{
-			"tr_name": "JAORAH", "period": "201405,201407", "noref": "1609626", "product_code": "TELKOMPSTN",
-			"hp": "6391601202", "datetime": "20180803171608",
-			"nominal": json.Number("129610"), "admin": json.Number("7500"),
-		},
+		Details: json.RawMessage(`{"admin":7500,"datetime":"20180803171608","hp":"6391601202","nominal":129610,` +
+			`"noref":"1609626","period":"201405,201407","product_code":"TELKOMPSTN","tr_name":"JAORAH"}`),
 	}
 }
 

@@ -3,6 +3,7 @@ package publisher
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -178,7 +179,7 @@ func (w *writer) data(d *Data) {
 	}
 	if len(d.Details) > 0 {
 		w.name("details")
-		w.any(d.Details)
+		w.object(d.Details)
 	}
 	w.end('}')
 }
@@ -193,79 +194,26 @@ func (w *writer) stringMap(m map[string]string) {
 	w.end('}')
 }
 
-// any writes the values providers put in details. A type this does not
-// know is encoded by encoding/json, so a new provider's details still
-// come out right, only slower.
-func (w *writer) any(v any) {
-	switch v := v.(type) {
-	case string:
-		w.quote(v)
-	case json.Number:
-		w.number(v)
-	case bool:
-		w.raw([]byte(strconv.FormatBool(v)))
-	case map[string]any:
-		if v == nil {
-			w.raw(null)
-			return
+// object writes details, a JSON object written elsewhere, after checking
+// it is one: valid UTF-8, no repeated names, and nothing after it.
+func (w *writer) object(details []byte) {
+	if details[0] != '{' || !jsontext.Value(details).IsValid() {
+		if w.err == nil {
+			w.err = errors.New("details are not one valid JSON object")
 		}
-		var keys [32]string
-		w.begin('{')
-		for _, k := range sortedKeys(v, keys[:0]) {
-			w.key(k)
-			w.any(v[k])
-		}
-		w.end('}')
-	case map[string]string:
-		if v == nil {
-			w.raw(null)
-			return
-		}
-		w.stringMap(v)
-	case []any:
-		if v == nil {
-			w.raw(null)
-			return
-		}
-		w.begin('[')
-		for _, item := range v {
-			w.any(item)
-		}
-		w.end(']')
-	case []map[string]string:
-		if v == nil {
-			w.raw(null)
-			return
-		}
-		w.begin('[')
-		for _, item := range v {
-			w.stringMap(item)
-		}
-		w.end(']')
-	default:
-		b, err := json.Marshal(v)
-		if err != nil {
-			if w.err == nil {
-				w.err = err
-			}
-			return
-		}
-		w.raw(b)
+		return
 	}
+	w.raw(details)
 }
 
 // sortedKeys appends m's keys to keys and sorts them. Request metadata has
-// at most 32 keys and details fewer, so a caller's array holds them
-// without an allocation.
-func sortedKeys[V any](m map[string]V, keys []string) []string {
+// at most 32 keys, so a caller's array holds them without an allocation.
+func sortedKeys(m map[string]string, keys []string) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	return keys
 }
-
-// null is what encoding/json writes for a nil map or slice.
-var null = []byte("null")
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -99,7 +99,10 @@ type Data struct {
 	ResolvedAt  time.Time `json:"resolved_at"`
 
 	Metadata map[string]string `json:"metadata,omitempty"`
-	Details  map[string]any    `json:"details,omitempty"`
+	// Details is a compact JSON object (the provider's, passed on), or
+	// empty. The encoder writes it as it is once it checked it is one
+	// valid object, so a provider cannot change the event's structure.
+	Details json.RawMessage `json:"details,omitempty"`
 }
 
 // NewEvent wraps d in the v1 envelope: the id derived from provider and

@@ -94,7 +94,7 @@ func TestNewEventValidates(t *testing.T) {
 	success := checked(StatusSuccess, "", 3)
 	success.ProviderStatus, success.ProviderCode, success.ProviderMessage = "1", "00", "PAYMENT SUCCESS"
 	success.ProviderTransactionID, success.Amount, success.Currency = "9732795", "137110", "IDR"
-	success.Details = map[string]any{"tr_name": "JAORAH", "nominal": json.Number("129610")}
+	success.Details = json.RawMessage(`{"nominal":129610,"tr_name":"JAORAH"}`)
 	failed := checked(StatusFailed, ReasonProviderFailed, 1)
 	failed.ProviderStatus, failed.ProviderCode, failed.ProviderMessage = "2", "37", "PEMBAYARAN GAGAL"
 
@@ -303,10 +303,7 @@ func fullEvent() Event {
 		RequestedAt:           time.Date(2026, 11, 22, 17, 3, 40, 123456789, wib),
 		ResolvedAt:            time.Date(2026, 11, 22, 17, 4, 12, 987654321, wib),
 		Metadata:              map[string]string{"order_id": "7781", "tenant": "shop-a"},
-		Details: map[string]any{
-			"tr_name": "JAORAH", "period": "201405,201407", "noref": "1609626",
-			"nominal": json.Number("129610"), "admin": json.Number("7500"),
-		},
+		Details:               json.RawMessage(`{"admin":7500,"nominal":129610,"noref":"1609626","period":"201405,201407","tr_name":"JAORAH"}`),
 	})
 }
 

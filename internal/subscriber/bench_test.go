@@ -51,7 +51,7 @@ func BenchmarkDecide(b *testing.B) {
 func BenchmarkHandle(b *testing.B) {
 	s := benchSubscriber(b, providers.Result{State: providers.StateSuccess, Status: "1", Code: "00",
 		Message: "PAYMENT SUCCESS", TransactionID: "9732795", Amount: "137110", Currency: "IDR",
-		Details: map[string]any{"tr_name": "JAORAH", "nominal": json.Number("129610")}})
+		Details: json.RawMessage(`{"nominal":129610,"tr_name":"JAORAH"}`)})
 	msg := &benchMsg{data: []byte(benchBody), meta: jetstream.MsgMetadata{
 		NumDelivered: 1, Sequence: jetstream.SequencePair{Stream: 42, Consumer: 42}, Timestamp: time.Now(),
 	}}

@@ -230,7 +230,7 @@ func decodeMetadata(raw json.RawMessage) (map[string]string, string) {
 		return nil, "metadata must be an object of strings"
 	}
 	md := map[string]string{}
-	err := providers.Members(raw, func(name, value []byte) error {
+	err := providers.Members([]byte(raw), func(name, value []byte) error {
 		s, ok := stringField(value)
 		if !ok {
 			return errNotAString

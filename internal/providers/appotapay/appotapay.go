@@ -221,7 +221,7 @@ func (m *transactionMember) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // documented members of each bill are passed on; anything unreadable is
 // left out, never failing the answer, since billDetail is not signed and
 // decides nothing.
-type billDetail []any
+type billDetail []billItem
 
 // UnmarshalJSONFrom reads one value of any kind from dec.
 func (b *billDetail) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
@@ -244,12 +244,14 @@ func (b *billDetail) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	default:
 		return dec.SkipValue()
 	}
-	for i := range items {
-		if bill := items[i].details(); len(bill) > 0 {
-			*b = append(*b, bill)
-		}
-	}
+	*b = items
 	return nil
+}
+
+// add writes the bills under name, each with the members that were read,
+// when any bill has one.
+func (b billDetail) add(d *providers.Details, name string) {
+	d.Objects(name, len(b), func(i int, obj *providers.Details) { b[i].add(obj) })
 }
 
 // billItem is one element of billDetail: a bill object, or a value of
@@ -277,24 +279,22 @@ func (b *billItem) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return json.UnmarshalDecode(dec, (*members)(b))
 }
 
-// details returns the members of b that were read.
-func (b *billItem) details() map[string]any {
-	bill := providers.Details{}
-	bill.Text("billNumber", b.BillNumber)
-	bill.Text("period", b.Period)
+// add writes the members of b that were read, in key order.
+func (b *billItem) add(bill *providers.Details) {
+	bill.Amount("amount", b.Amount)
 	bill.Text("billCreated", b.BillCreated)
 	bill.Text("billExpiry", b.BillExpiry)
-	bill.Text("billType", b.BillType)
+	bill.Text("billNumber", b.BillNumber)
 	bill.Text("billOtherInfo", b.BillOtherInfo)
+	bill.Text("billType", b.BillType)
 	bill.Text("extraInfo", b.ExtraInfo)
-	bill.Amount("amount", b.Amount)
 	switch string(b.IsPartialPaymentAllowed) {
 	case "true":
-		bill["isPartialPaymentAllowed"] = true
+		bill.Bool("isPartialPaymentAllowed", true)
 	case "false":
-		bill["isPartialPaymentAllowed"] = false
+		bill.Bool("isPartialPaymentAllowed", false)
 	}
-	return bill
+	bill.Text("period", b.Period)
 }
 
 // parse reads a status response body (HTTP 2xx) and authenticates it with
@@ -353,14 +353,13 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 	// AppotaPay reports no status besides errorCode, so Status stays empty
 	// rather than repeat Code under another name.
 	res := providers.Result{State: v.state, Code: code, Message: message}
-	details := providers.Details{}
+	var details providers.Details // in key order
 	if trusted {
 		res.TransactionID = tx.AppotapayTransID.String()
 		if amount, ok := tx.Amount.Amount(); ok {
 			res.Amount, res.Currency = amount, "VND"
 		}
 		details.Amount("billAmount", tx.BillAmount)
-		details.Text("time", tx.Time)
 	}
 	if v.state == providers.StateSuccess && (res.TransactionID == "" || res.Amount == "") {
 		// A success must name what was paid. Without a transaction the
@@ -368,11 +367,10 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 		// of the account, so it would prove nothing about this one.
 		return fail(providers.ErrBadResponse, providers.Retryable, "success without transaction id and amount")
 	}
-	if len(r.BillDetail) > 0 {
-		details["billDetail"] = []any(r.BillDetail)
+	r.BillDetail.add(&details, "billDetail")
+	if trusted {
+		details.Text("time", tx.Time)
 	}
-	if len(details) > 0 {
-		res.Details = details
-	}
+	res.Details = details.JSON()
 	return res, nil
 }

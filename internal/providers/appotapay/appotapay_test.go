@@ -187,30 +187,30 @@ func TestSeedResponses(t *testing.T) {
 		{"seed_success.json", providers.Result{
 			State: providers.StateSuccess, Code: "0", Message: "Success",
 			TransactionID: "01ARXAAWEBDS", Amount: "100000", Currency: "VND",
-			Details: map[string]any{
+			Details: providertest.DetailsJSON(map[string]any{
 				"billAmount": json.Number("100000"), "time": "10-04-2020 10:10:10",
 				"billDetail": []any{map[string]any{
 					"billNumber": "117934", "period": "4/2020", "amount": json.Number("100000"),
 					"billCreated": "", "billExpiry": "", "billType": "", "billOtherInfo": "",
 					"isPartialPaymentAllowed": false, "extraInfo": "",
 				}},
-			},
+			}),
 		}},
 		{"pending.json", providers.Result{
 			State: providers.StatePending, Code: "34", Message: "Giao dịch đang được xử lý vui lòng kiểm tra lại sau",
 			TransactionID: "01HQ7K2M9ZPX", Amount: "252000", Currency: "VND",
-			Details: map[string]any{
+			Details: providertest.DetailsJSON(map[string]any{
 				"billAmount": json.Number("250000"), "time": "22-11-2026 10:04:12",
 				"billDetail": []any{electricBill},
-			},
+			}),
 		}},
 		{"failed.json", providers.Result{
 			State: providers.StateFailed, Code: "33", Message: "Transaction failed",
 			TransactionID: "01HQ7K2M9ZPY", Amount: "252000", Currency: "VND",
-			Details: map[string]any{
+			Details: providertest.DetailsJSON(map[string]any{
 				"billAmount": json.Number("250000"), "time": "22-11-2026 10:05:40",
 				"billDetail": []any{electricBill},
-			},
+			}),
 		}},
 		{"not_found.json", providers.Result{
 			State: providers.StateNotFound, Code: "36", Message: "Transaction is not found",
@@ -369,7 +369,11 @@ func TestUntrustworthyAnswers(t *testing.T) {
 func TestLookAlikeAndRepeatedMembers(t *testing.T) {
 	success := mustParse(t, mustRead(t, "seed_success.json"))
 	partial := success
-	partial.Details = map[string]any{"billDetail": success.Details["billDetail"]}
+	seedBill := map[string]any{
+		"billNumber": "117934", "period": "4/2020", "amount": json.Number("100000"), "billCreated": "", "billExpiry": "",
+		"billType": "", "billOtherInfo": "", "isPartialPaymentAllowed": false, "extraInfo": "",
+	}
+	partial.Details = providertest.DetailsJSON(map[string]any{"billDetail": []any{seedBill}})
 	seedBills := `,"billDetail":[{"billNumber":"117934","period":"4/2020","amount":100000,"billCreated":"","billExpiry":"","billType":"","billOtherInfo":"","isPartialPaymentAllowed":false,"extraInfo":""}]`
 	tests := []struct {
 		name string
@@ -411,10 +415,10 @@ func TestBillDetailShapes(t *testing.T) {
 	// billDetail is not signed and decides nothing: whatever its shape, the
 	// answer stands, with the bills that could be read.
 	without := mustParse(t, mustRead(t, "seed_success.json"))
-	without.Details = map[string]any{"billAmount": json.Number("100000"), "time": "10-04-2020 10:10:10"}
+	without.Details = providertest.DetailsJSON(map[string]any{"billAmount": json.Number("100000"), "time": "10-04-2020 10:10:10"})
 	withBill := func(bill map[string]any) providers.Result {
 		r := without
-		r.Details = map[string]any{"billAmount": json.Number("100000"), "time": "10-04-2020 10:10:10", "billDetail": []any{bill}}
+		r.Details = providertest.DetailsJSON(map[string]any{"billAmount": json.Number("100000"), "time": "10-04-2020 10:10:10", "billDetail": []any{bill}})
 		return r
 	}
 	tests := []struct {
@@ -587,7 +591,7 @@ func TestTokenConcurrentCalls(t *testing.T) {
 }
 
 func TestPendingSignature(t *testing.T) {
-	bills := map[string]any{"billDetail": []any{electricBill}}
+	bills := providertest.DetailsJSON(map[string]any{"billDetail": []any{electricBill}})
 	tests := []struct {
 		name string
 		body []byte
@@ -596,7 +600,7 @@ func TestPendingSignature(t *testing.T) {
 		{"signed: transaction passed on", mustRead(t, "pending.json"), providers.Result{
 			State: providers.StatePending, Code: "34", Message: "Giao dịch đang được xử lý vui lòng kiểm tra lại sau",
 			TransactionID: "01HQ7K2M9ZPX", Amount: "252000", Currency: "VND",
-			Details: map[string]any{"billAmount": json.Number("250000"), "time": "22-11-2026 10:04:12", "billDetail": []any{electricBill}},
+			Details: providertest.DetailsJSON(map[string]any{"billAmount": json.Number("250000"), "time": "22-11-2026 10:04:12", "billDetail": []any{electricBill}}),
 		}},
 		{"unsigned: transaction left out", edit(t, "pending.json", func(m map[string]any) {
 			delete(m, "signature")
@@ -646,10 +650,10 @@ func TestTolerantTypes(t *testing.T) {
 	want := providers.Result{
 		State: providers.StateSuccess, Code: "0", Message: "Success",
 		TransactionID: "T1", Amount: "150000", Currency: "VND",
-		Details: map[string]any{
+		Details: providertest.DetailsJSON(map[string]any{
 			"billAmount": json.Number("150000"), "time": "01-02-2026 03:04:05",
 			"billDetail": []any{map[string]any{"billNumber": "B1", "amount": json.Number("150000"), "isPartialPaymentAllowed": true}},
-		},
+		}),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
@@ -917,6 +921,7 @@ func FuzzParse(f *testing.F) {
 		if res.State == providers.StateSuccess && (res.TransactionID == "" || res.Amount == "") {
 			t.Fatalf("success without transaction id and amount: %+v", res)
 		}
+		providertest.CheckDetails(t, res.Details)
 	})
 }
 

@@ -134,23 +134,29 @@ type statusResponse struct {
 	ResponseCode responseCode `json:"responseCode"`
 	Success      jsonBool     `json:"success"`
 	Message      message      `json:"message"`
-	Data         *struct {
-		RefNumber       providers.Text `json:"refNumber"`
-		TransactionID   providers.Text `json:"transactionId"`
-		AccountNumber   providers.Text `json:"accountNumber"`
-		Amount          providers.Text `json:"amount"`
-		TotalAdmin      providers.Text `json:"totalAdmin"`
-		ProcessingFee   providers.Text `json:"processingFee"`
-		Denom           providers.Text `json:"denom"`
-		ProductCode     providers.Text `json:"productCode"`
-		ProductName     providers.Text `json:"productName"`
-		Category        providers.Text `json:"category"`
-		Token           providers.Text `json:"token"`
-		CustomerName    providers.Text `json:"customerName"`
-		Validity        providers.Text `json:"validity"`
-		CustomerDetails keyValues      `json:"customerDetails"`
-		ProductDetails  keyValues      `json:"productDetails"`
-	} `json:"data"`
+	Data         *statusData  `json:"data"`
+}
+
+// noData is read in place of an absent data member: it passes nothing on.
+var noData statusData
+
+// statusData is the data member.
+type statusData struct {
+	RefNumber       providers.Text `json:"refNumber"`
+	TransactionID   providers.Text `json:"transactionId"`
+	AccountNumber   providers.Text `json:"accountNumber"`
+	Amount          providers.Text `json:"amount"`
+	TotalAdmin      providers.Text `json:"totalAdmin"`
+	ProcessingFee   providers.Text `json:"processingFee"`
+	Denom           providers.Text `json:"denom"`
+	ProductCode     providers.Text `json:"productCode"`
+	ProductName     providers.Text `json:"productName"`
+	Category        providers.Text `json:"category"`
+	Token           providers.Text `json:"token"`
+	CustomerName    providers.Text `json:"customerName"`
+	Validity        providers.Text `json:"validity"`
+	CustomerDetails keyValues      `json:"customerDetails"`
+	ProductDetails  keyValues      `json:"productDetails"`
 }
 
 // Status makes one status call for q.Reference.
@@ -220,9 +226,8 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	if v.cause != nil {
 		return fail(v.cause, "")
 	}
-	d := r.Data
-	if d != nil {
-		if ref, ok := d.RefNumber.Get(); ok && ref != reference {
+	if r.Data != nil {
+		if ref, ok := r.Data.RefNumber.Get(); ok && ref != reference {
 			return fail(providers.ErrBadResponse, "response is for another refNumber")
 		}
 	}
@@ -251,38 +256,34 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 		// of the verdict, so it is what provider_status carries.
 		res.Status = strconv.FormatBool(success)
 	}
-	details := providers.Details{}
+	d := r.Data
+	if d == nil {
+		d = &noData
+	}
+	res.TransactionID = d.TransactionID.String()
+	// amount is the total the partner paid: in Ayopop's samples it equals
+	// the bill plus totalAdmin (747250 = 744750 + 2500), and the payment
+	// request sends the same figure.
+	res.Amount, _ = d.Amount.Amount()
+	var details providers.Details // in key order
+	details.Text("accountNumber", d.AccountNumber)
+	details.Text("category", d.Category)
+	d.CustomerDetails.add(&details, "customerDetails")
+	details.Text("customerName", d.CustomerName)
+	details.Text("denom", d.Denom)
 	if messageID != "" {
-		details["message_id"] = messageID
+		details.String("message_id", messageID)
 	}
-	if d != nil {
-		res.TransactionID = d.TransactionID.String()
-		// amount is the total the partner paid: in Ayopop's samples it
-		// equals the bill plus totalAdmin (747250 = 744750 + 2500), and the
-		// payment request sends the same figure.
-		res.Amount, _ = d.Amount.Amount()
-		details.Text("accountNumber", d.AccountNumber)
-		details.Text("customerName", d.CustomerName)
-		details.Text("productCode", d.ProductCode)
-		details.Text("productName", d.ProductName)
-		details.Text("category", d.Category)
-		details.Text("denom", d.Denom)
-		details.Text("validity", d.Validity)
-		// The voucher, serial or PLN token is the product itself: the
-		// customer needs it.
-		details.Text("token", d.Token)
-		details.Amount("totalAdmin", d.TotalAdmin)
-		details.Amount("processingFee", d.ProcessingFee)
-		if pairs := d.CustomerDetails.pairs; len(pairs) > 0 {
-			details["customerDetails"] = pairs
-		}
-		if pairs := d.ProductDetails.pairs; len(pairs) > 0 {
-			details["productDetails"] = pairs
-		}
-	}
-	if len(details) > 0 {
-		res.Details = details
-	}
+	details.Amount("processingFee", d.ProcessingFee)
+	details.Text("productCode", d.ProductCode)
+	d.ProductDetails.add(&details, "productDetails")
+	details.Text("productName", d.ProductName)
+	// The voucher, serial or PLN token is the product itself: the customer
+	// needs it.
+	details.Text("token", d.Token)
+	details.Amount("totalAdmin", d.TotalAdmin)
+	details.Text("validity", d.Validity)
+	res.Details = details.JSON()
 	return res, nil
 }
 
@@ -376,7 +377,18 @@ func (m *message) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // whose key and value are scalars. A value that is not a list, or a list
 // with an item that is neither an object nor null, gives no pairs at all:
 // it is not the documented list, so none of it is trusted.
-type keyValues struct{ pairs []map[string]string }
+type keyValues struct{ pairs []pair }
+
+type pair struct{ key, value string }
+
+// add writes the pairs under name, as [{"key": …, "value": …}], when
+// there are any.
+func (kv keyValues) add(d *providers.Details, name string) {
+	d.Objects(name, len(kv.pairs), func(i int, obj *providers.Details) {
+		obj.String("key", kv.pairs[i].key)
+		obj.String("value", kv.pairs[i].value)
+	})
+}
 
 // UnmarshalJSONFrom reads one value of any kind from dec. A repeated list
 // replaces the earlier one.
@@ -393,9 +405,10 @@ func (kv *keyValues) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		var err error
 		switch kind {
 		case '{':
-			var pair map[string]string
-			if pair, err = readPair(dec); pair != nil {
-				kv.pairs = append(kv.pairs, pair)
+			var p pair
+			var ok bool
+			if p, ok, err = readPair(dec); ok {
+				kv.pairs = append(kv.pairs, p)
 			}
 		case 'n':
 			err = dec.SkipValue()
@@ -414,9 +427,9 @@ func (kv *keyValues) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return err
 }
 
-// readPair reads one {"key": …, "value": …} item; pair is nil unless both
+// readPair reads one {"key": …, "value": …} item; ok is false unless both
 // are scalars.
-func readPair(dec *jsontext.Decoder) (pair map[string]string, err error) {
+func readPair(dec *jsontext.Decoder) (p pair, ok bool, err error) {
 	var key, value string
 	var hasKey, hasValue bool
 	err = readMembers(dec, func(name jsontext.Token) (err error) {
@@ -431,9 +444,9 @@ func readPair(dec *jsontext.Decoder) (pair map[string]string, err error) {
 		return err
 	})
 	if err != nil || !hasKey || !hasValue {
-		return nil, err
+		return pair{}, false, err
 	}
-	return map[string]string{"key": key, "value": value}, nil
+	return pair{key, value}, true, nil
 }
 
 // readMembers reads the object dec is at, calling read with each member's

@@ -154,7 +154,7 @@ func TestSeedResponses(t *testing.T) {
 		{"seed_callback_success.json", "cropdrdevtest1", providers.Result{
 			State: providers.StateSuccess, Status: "true", Code: "0", Message: "Your transaction was successful",
 			TransactionID: "112247", Amount: "1000", Currency: "IDR",
-			Details: map[string]any{
+			Details: providertest.DetailsJSON(map[string]any{
 				"message_id": "Transaksi Anda Telah Berhasil", "accountNumber": "0814111111200",
 				"productCode": "product-code", "productName": "product-name", "category": "Pulsa", "denom": "",
 				"token": "1908202085666581", "totalAdmin": json.Number("0"), "processingFee": json.Number("0"),
@@ -164,26 +164,26 @@ func TestSeedResponses(t *testing.T) {
 					{"key": "Nomor HP", "value": "0814111111200"},
 				},
 				"productDetails": []map[string]string{{"key": "Serial Nomor", "value": "1908202085666581"}},
-			},
+			}),
 		}},
 		{"seed_payment_processing.json", "TESTIdihomeV2Stage", providers.Result{
 			State: providers.StatePending, Status: "true", Code: "299", Message: "Your transaction is processing",
 			TransactionID: "220974", Amount: "747250", Currency: "IDR",
-			Details: map[string]any{
+			Details: providertest.DetailsJSON(map[string]any{
 				"message_id": "Transaksi sedang dalam proses", "accountNumber": "123223345",
 				"productCode": "product-code", "productName": "product-name", "category": "Internet dan TV Kabel",
 				"denom": "", "token": "", "customerName": "N/A", "validity": "",
 				"totalAdmin": json.Number("2500"), "processingFee": json.Number("0"),
-			},
+			}),
 		}},
 		{"seed_dev_success.json", "HNAY0020200604000067000000006720200604150658000067", providers.Result{
 			State: providers.StateSuccess, Status: "true", Code: "0", Message: "Your transaction was successful",
 			TransactionID: "9508", Amount: "10000", Currency: "IDR",
-			Details: map[string]any{
+			Details: providertest.DetailsJSON(map[string]any{
 				"message_id": "Your transaction was successful", "accountNumber": "test@gmail.com",
 				"productCode": "GC10", "productName": "Ayopop Gift Card Rp10.000", "category": "Voucher Digital",
 				"token": "Test053", "totalAdmin": json.Number("0"),
-			},
+			}),
 		}},
 	}
 	for _, tc := range tests {
@@ -327,36 +327,36 @@ func TestTolerantTypes(t *testing.T) {
 			`{"responseCode":0,"success":true,"message":{"ID":"Berhasil"},"data":{"refNumber":"R1","transactionId":"T-77","amount":"1500","totalAdmin":"500","denom":5}}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "Berhasil",
 				TransactionID: "T-77", Amount: "1500", Currency: "IDR",
-				Details: map[string]any{"message_id": "Berhasil", "totalAdmin": json.Number("500"), "denom": "5"}}},
+				Details: providertest.DetailsJSON(map[string]any{"message_id": "Berhasil", "totalAdmin": json.Number("500"), "denom": "5"})}},
 		{"message as a plain string, no data",
 			`{"responseCode":0,"success":true,"message":"OK"}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "OK", Currency: "IDR"}},
 		{"unusable optional fields are dropped",
 			`{"responseCode":0,"success":true,"message":[1],"data":{"refNumber":null,"transactionId":{},"amount":"12,5","token":null,"customerDetails":"none","productDetails":[{"key":"SN","value":{}},{"key":"Periode","value":202611}]}}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Currency: "IDR",
-				Details: map[string]any{"productDetails": []map[string]string{{"key": "Periode", "value": "202611"}}}}},
+				Details: providertest.DetailsJSON(map[string]any{"productDetails": []map[string]string{{"key": "Periode", "value": "202611"}}})}},
 		{"pending whatever the success flag says",
 			`{"responseCode":201,"success":false,"data":{"refNumber":"R1"}}`,
 			providers.Result{State: providers.StatePending, Status: "false", Code: "201", Currency: "IDR"}},
 		{"member names match exactly",
 			`{"responseCode":0,"success":true,"message":{"en":"Lower","ID":"Berhasil"},"data":{"refNumber":"R1","RefNumber":"R2","Amount":9,"customerDetails":[{"Key":"K1","value":"V1"},{"key":"K2","Value":"V2"},{"key":"K3","value":"V3"}]}}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "Berhasil", Currency: "IDR",
-				Details: map[string]any{"message_id": "Berhasil", "customerDetails": []map[string]string{{"key": "K3", "value": "V3"}}}}},
+				Details: providertest.DetailsJSON(map[string]any{"message_id": "Berhasil", "customerDetails": []map[string]string{{"key": "K3", "value": "V3"}}})}},
 		{"optional members of a wrong type are left out",
 			`{"responseCode":0,"success":true,"message":{"ID":["x"],"EN":{"a":1}},"data":{"refNumber":"R1","transactionId":true,"accountNumber":[],"amount":{"v":1},"totalAdmin":"abc","processingFee":false,"customerName":{},"validity":null,"customerDetails":{"key":"K","value":"V"},"productDetails":7}}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Currency: "IDR"}},
 		{"a list with an item that is not an object is left out whole",
 			`{"responseCode":0,"success":true,"data":{"customerDetails":[null,{"key":"K","value":"V"}],"productDetails":[{"key":"SN","value":"1"},"SN"]}}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Currency: "IDR",
-				Details: map[string]any{"customerDetails": []map[string]string{{"key": "K", "value": "V"}}}}},
+				Details: providertest.DetailsJSON(map[string]any{"customerDetails": []map[string]string{{"key": "K", "value": "V"}}})}},
 		{"a repeated member: the last counts",
 			`{"responseCode":101,"responseCode":0,"success":false,"success":true,"message":"First","message":{"EN":"Second","EN":"Last"},"data":{"refNumber":"R2","refNumber":"R1","amount":1,"amount":"2","productDetails":[{"key":"A","value":"1"}],"productDetails":[{"key":"B","key":"C","value":"2"}]}}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "Last", Amount: "2", Currency: "IDR",
-				Details: map[string]any{"productDetails": []map[string]string{{"key": "C", "value": "2"}}}}},
+				Details: providertest.DetailsJSON(map[string]any{"productDetails": []map[string]string{{"key": "C", "value": "2"}}})}},
 		{"invalid UTF-8 in a nested member is replaced",
 			"{\"responseCode\":0,\"success\":true,\"message\":{\"EN\":\"bad\xffbyte\"},\"data\":{\"productDetails\":[{\"key\":\"S\xfeN\",\"value\":\"1\"}]}}",
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Message: "bad\ufffdbyte", Currency: "IDR",
-				Details: map[string]any{"productDetails": []map[string]string{{"key": "S\ufffdN", "value": "1"}}}}},
+				Details: providertest.DetailsJSON(map[string]any{"productDetails": []map[string]string{{"key": "S\ufffdN", "value": "1"}}})}},
 		{"negative zero is zero",
 			`{"responseCode":-0,"success":true}`,
 			providers.Result{State: providers.StateSuccess, Status: "true", Code: "0", Currency: "IDR"}},
@@ -490,6 +490,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"responseCode":101,"responseCode":0,"success":false,"success":true,"message":{"EN":[1],"ID":"x"},"data":{"refNumber":"cropdrdevtest1","customerDetails":[null,{"key":"k","value":2}],"productDetails":[1]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		res, err := parse(body, 200, "cropdrdevtest1")
+		if err == nil {
+			providertest.CheckDetails(t, res.Details)
+		}
 		if err != nil {
 			var pe *providers.Error
 			if !errors.As(err, &pe) {

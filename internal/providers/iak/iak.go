@@ -75,22 +75,83 @@ func (*Client) Name() string { return Name }
 // checkStatusResponse is the documented wrapper; IAK does not keep the
 // types of its members consistent, so each is read as text.
 type checkStatusResponse struct {
-	Data *struct {
-		TrID         providers.Text `json:"tr_id"`
-		Code         providers.Text `json:"code"`
-		Datetime     providers.Text `json:"datetime"`
-		HP           providers.Text `json:"hp"`
-		TrName       providers.Text `json:"tr_name"`
-		Period       providers.Text `json:"period"`
-		Nominal      providers.Text `json:"nominal"`
-		Admin        providers.Text `json:"admin"`
-		Status       providers.Text `json:"status"`
-		ResponseCode providers.Text `json:"response_code"`
-		Message      providers.Text `json:"message"`
-		Price        providers.Text `json:"price"`
-		Noref        providers.Text `json:"noref"`
-		RefID        providers.Text `json:"ref_id"`
-	} `json:"data"`
+	Data *checkStatusData `json:"data"`
+}
+
+type checkStatusData struct {
+	TrID         providers.Text `json:"tr_id"`
+	Code         providers.Text `json:"code"`
+	Datetime     providers.Text `json:"datetime"`
+	HP           providers.Text `json:"hp"`
+	TrName       providers.Text `json:"tr_name"`
+	Period       providers.Text `json:"period"`
+	Nominal      providers.Text `json:"nominal"`
+	Admin        providers.Text `json:"admin"`
+	Status       providers.Text `json:"status"`
+	ResponseCode providers.Text `json:"response_code"`
+	Message      providers.Text `json:"message"`
+	Price        providers.Text `json:"price"`
+	Noref        providers.Text `json:"noref"`
+	RefID        providers.Text `json:"ref_id"`
+}
+
+// member reads one member of the answer for providers.Decode.
+func (r *checkStatusResponse) member(name, value string) error {
+	if name != "data" {
+		return nil
+	}
+	switch value[0] {
+	case 'n':
+		r.Data = nil
+	case '{':
+		// A repeated data object is merged into the earlier one, as
+		// encoding/json/v2 does.
+		if r.Data == nil {
+			r.Data = new(checkStatusData)
+		}
+		return providers.Members(value, r.Data.member)
+	default:
+		return providers.ErrUnexpectedKind
+	}
+	return nil
+}
+
+func (d *checkStatusData) member(name, value string) error {
+	var t *providers.Text
+	switch name {
+	case "tr_id":
+		t = &d.TrID
+	case "code":
+		t = &d.Code
+	case "datetime":
+		t = &d.Datetime
+	case "hp":
+		t = &d.HP
+	case "tr_name":
+		t = &d.TrName
+	case "period":
+		t = &d.Period
+	case "nominal":
+		t = &d.Nominal
+	case "admin":
+		t = &d.Admin
+	case "status":
+		t = &d.Status
+	case "response_code":
+		t = &d.ResponseCode
+	case "message":
+		t = &d.Message
+	case "price":
+		t = &d.Price
+	case "noref":
+		t = &d.Noref
+	case "ref_id":
+		t = &d.RefID
+	default:
+		return nil
+	}
+	t.SetJSON(value)
+	return nil
 }
 
 // Status makes one checkstatus call for q.Reference.
@@ -132,7 +193,7 @@ func (c *Client) requestBody(reference string) []byte {
 // parse reads a checkstatus response body (HTTP 2xx) for reference.
 func parse(raw []byte, httpStatus int, reference string) (providers.Result, error) {
 	var r checkStatusResponse
-	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
+	if e := providers.Decode(Name, httpStatus, raw, &r, r.member); e != nil {
 		return providers.Result{}, e
 	}
 	d := r.Data
@@ -184,17 +245,15 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	}
 	res.TransactionID = d.TrID.String()
 	res.Amount, _ = d.Price.Amount()
-	details := providers.Details{}
-	details.Text("tr_name", d.TrName)
-	details.Text("period", d.Period)
-	details.Text("noref", d.Noref)
-	details.Text("product_code", d.Code)
-	details.Text("hp", d.HP)
-	details.Text("datetime", d.Datetime)
-	details.Amount("nominal", d.Nominal)
+	var details providers.Details // in key order
 	details.Amount("admin", d.Admin)
-	if len(details) > 0 {
-		res.Details = details
-	}
+	details.Text("datetime", d.Datetime)
+	details.Text("hp", d.HP)
+	details.Amount("nominal", d.Nominal)
+	details.Text("noref", d.Noref)
+	details.Text("period", d.Period)
+	details.Text("product_code", d.Code)
+	details.Text("tr_name", d.TrName)
+	res.Details = details.JSON()
 	return res, nil
 }

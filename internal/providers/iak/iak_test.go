@@ -68,37 +68,22 @@ func TestSeedResponses(t *testing.T) {
 		{"seed_success.json", providers.Result{
 			State: providers.StateSuccess, Status: "1", Code: "00", Message: "PAYMENT SUCCESS",
 			TransactionID: "9732795", Amount: "137110", Currency: "IDR",
-			Details: map[string]any{
-				"tr_name": "JAORAH", "period": "201405,201407", "nominal": json.Number("129610"),
-				"admin": json.Number("7500"), "noref": "1609626", "product_code": "TELKOMPSTN",
-				"hp": "6391601202", "datetime": "20180803171608",
-			},
+			Details: json.RawMessage(`{"admin":7500,"datetime":"20180803171608","hp":"6391601202","nominal":129610,"noref":"1609626","period":"201405,201407","product_code":"TELKOMPSTN","tr_name":"JAORAH"}`),
 		}},
 		{"seed_pending.json", providers.Result{
 			State: providers.StatePending, Status: "3", Code: "39", Message: "PENDING / TRANSAKSI SEDANG DIPROSES",
 			TransactionID: "47794331", Amount: "52370", Currency: "IDR",
-			Details: map[string]any{
-				"tr_name": "CATH", "period": "202103", "nominal": json.Number("49870"),
-				"admin": json.Number("2500"), "product_code": "TELKOMPSTN", "hp": "6391601207",
-			},
+			Details: json.RawMessage(`{"admin":2500,"hp":"6391601207","nominal":49870,"period":"202103","product_code":"TELKOMPSTN","tr_name":"CATH"}`),
 		}},
 		{"seed_failed.json", providers.Result{
 			State: providers.StateFailed, Status: "2", Code: "37", Message: "PEMBAYARAN GAGAL",
 			TransactionID: "47794331", Amount: "52370", Currency: "IDR",
-			Details: map[string]any{
-				"tr_name": "CATH", "period": "202103", "nominal": json.Number("49870"),
-				"admin": json.Number("2500"), "noref": "", "product_code": "TELKOMPSTN",
-				"hp": "6391601207", "datetime": "20210316174828",
-			},
+			Details: json.RawMessage(`{"admin":2500,"datetime":"20210316174828","hp":"6391601207","nominal":49870,"noref":"","period":"202103","product_code":"TELKOMPSTN","tr_name":"CATH"}`),
 		}},
 		{"seed_not_received.json", providers.Result{
 			State: providers.StateFailed, Status: "0", Code: "42", Message: "REQUEST PEMBAYARAN BELUM DITERIMA",
 			TransactionID: "9732795", Amount: "137110", Currency: "IDR",
-			Details: map[string]any{
-				"tr_name": "JAORAH", "period": "201405,201407", "nominal": json.Number("129610"),
-				"admin": json.Number("7500"), "product_code": "TELKOMPSTN", "hp": "6391601202",
-				"datetime": "20180803171608",
-			},
+			Details: json.RawMessage(`{"admin":7500,"datetime":"20180803171608","hp":"6391601202","nominal":129610,"period":"201405,201407","product_code":"TELKOMPSTN","tr_name":"JAORAH"}`),
 		}},
 	}
 	for _, tc := range tests {
@@ -110,6 +95,7 @@ func TestSeedResponses(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("result (-want +got):\n%s", diff)
 			}
+			providertest.CheckDetails(t, got.Details)
 		})
 	}
 }
@@ -304,6 +290,7 @@ func FuzzParse(f *testing.F) {
 		if res.State < providers.StatePending || res.State > providers.StateNotFound {
 			t.Fatalf("invalid state %d", res.State)
 		}
+		providertest.CheckDetails(t, res.Details)
 	})
 }
 
@@ -352,4 +339,24 @@ func TestRequestBodyMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("requestBody(%q) =\n%s\nwant\n%s", ref, got, want)
 		}
 	}
+}
+
+// FuzzWalkMatchesDecodeJSON holds the walk that reads answers to
+// encoding/json/v2's reading of the same struct.
+func FuzzWalkMatchesDecodeJSON(f *testing.F) {
+	for _, name := range []string{"seed_success.json", "seed_pending.json", "seed_failed.json", "seed_not_received.json"} {
+		f.Add(mustRead(f, name))
+	}
+	for _, body := range []string{
+		`{"data":null}`, `{"data":1}`, `{"data":[]}`, `{"Data":{"status":"1"}}`,
+		`{"data":{"status":1,"price":"1.5e3"},"data":{"response_code":"00"}}`,
+		`{"data":{"status":"1"},"data":null,"data":{"message":"a\u00e9\"b"}}`,
+		`{"data":{"tr_name":"\xff","ref_id":{"x":1},"hp":[1,"2"],"nominal":-0.5,"admin":true}}`,
+		`{"d\u0061ta":{"st\u0061tus":"3"}}`, ` {"data":{}} `,
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		providertest.WalkMatchesDecodeJSON(t, body, func(r *checkStatusResponse) func(string, string) error { return r.member })
+	})
 }
