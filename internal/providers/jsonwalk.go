@@ -49,6 +49,23 @@ func Members[T jsonText](obj T, member func(name, value T) error) error {
 	return nil
 }
 
+// Elements calls element with each element of arr, a JSON array (starting
+// with '[') inside JSON that ValidJSON accepted, in order, and stops at
+// the first error element returns. Elements alias arr.
+func Elements[T jsonText](arr T, element func(value T) error) error {
+	i := skipSpace(arr, 1)
+	for arr[i] != ']' {
+		end := valueEnd(arr, i)
+		if err := element(arr[i:end]); err != nil {
+			return err
+		}
+		if i = skipSpace(arr, end); arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
+	return nil
+}
+
 // ObjectText returns body, trimmed, as a string when it is JSON that
 // ValidJSON accepts and its value is an object: the form in which a
 // provider reads its answer with Members and Text.SetJSON. One copy of the

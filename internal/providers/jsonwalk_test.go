@@ -11,14 +11,31 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// walk lists every name and value of the objects in a validated value
-// that Members reaches, depth first.
-func walk(raw []byte) []string {
+// walk lists every name and value of the objects, and every element of
+// the arrays, in a validated value that Members and Elements reach, depth
+// first. It walks the value as a string too, and fails t when the two
+// walks differ.
+func walk(t *testing.T, raw []byte) []string {
+	out := walkText(raw)
+	if fromString := walkText(string(raw)); strings.Join(fromString, "\n") != strings.Join(out, "\n") {
+		t.Fatalf("walk of %q as a string:\n got %q\nwant %q", raw, fromString, out)
+	}
+	return out
+}
+
+func walkText[T ~string | ~[]byte](raw T) []string {
 	var out []string
-	if raw[0] == '{' {
-		_ = Members(raw, func(name, value []byte) error {
+	switch raw[0] {
+	case '{':
+		_ = Members(raw, func(name, value T) error {
 			out = append(out, "name "+string(name), "value "+string(value))
-			out = append(out, walk(value)...)
+			out = append(out, walkText(value)...)
+			return nil
+		})
+	case '[':
+		_ = Elements(raw, func(value T) error {
+			out = append(out, "element "+string(value))
+			out = append(out, walkText(value)...)
 			return nil
 		})
 	}
@@ -28,25 +45,29 @@ func walk(raw []byte) []string {
 // walkByDecoder is the reference walk: a jsontext token loop.
 func walkByDecoder(raw []byte) ([]string, error) {
 	var out []string
-	if raw[0] != '{' {
+	if raw[0] != '{' && raw[0] != '[' {
 		return nil, nil
 	}
 	dec := jsontext.NewDecoder(bytes.NewReader(raw), decodeOptions)
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, err
 	}
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return nil, err
+	for kind := dec.PeekKind(); kind != '}' && kind != ']'; kind = dec.PeekKind() {
+		label := "element "
+		if raw[0] == '{' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, "name "+name.String())
+			label = "value "
 		}
-		out = append(out, "name "+name.String())
 		value, err := dec.ReadValue()
 		if err != nil {
 			return nil, err
 		}
 		value = bytes.Clone(value)
-		out = append(out, "value "+string(value))
+		out = append(out, label+string(value))
 		inner, err := walkByDecoder(value)
 		if err != nil {
 			return nil, err
@@ -83,7 +104,7 @@ func FuzzMembers(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the decoder failed on valid JSON %q: %v", body, err)
 		}
-		if got := walk(raw); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		if got := walk(t, raw); strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("walk of %q:\n got %q\nwant %q", body, got, want)
 		}
 	})
