@@ -7,7 +7,6 @@ package subscriber
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -152,26 +151,28 @@ func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) 
 	return r, nil
 }
 
-// requestFields are the raw values of the request's known members.
+// requestFields are the JSON texts of the request's known members ("" when
+// absent), substrings of one copy of the body.
 type requestFields struct {
-	RequestID, Provider, Reference, Deadline, Metadata json.RawMessage
+	RequestID, Provider, Reference, Deadline, Metadata string
 }
 
 // topLevelFields reads the members of a JSON object by their exact names
 // (encoding/json would also match "Request_ID" and let a repeated name
 // silently win), and reports the first known name that appears twice.
-// Unknown members are skipped. The values alias body.
+// Unknown members are skipped.
 //
-// The body is validated whole first and walked with providers.Members: it
-// does what a json.Decoder token loop does (request_fuzz_test.go checks
-// that) without its allocations.
+// The body is validated whole first, copied once into a string and walked
+// with providers.Members: it does what a json.Decoder token loop does
+// (request_fuzz_test.go checks that) without its allocations, and the
+// fields read from it are substrings of that one copy.
 func topLevelFields(body []byte) (f requestFields, duplicate string, err error) {
 	if !providers.ValidJSON(body) {
 		return f, "", errors.New("invalid JSON")
 	}
-	err = providers.Members(body, func(name, value []byte) error {
-		var slot *json.RawMessage
-		switch string(name) { // compared without a copy
+	err = providers.Members(string(body), func(name, value string) error {
+		var slot *string
+		switch name {
 		case "request_id":
 			slot = &f.RequestID
 		case "provider":
@@ -185,8 +186,8 @@ func topLevelFields(body []byte) (f requestFields, duplicate string, err error) 
 		default:
 			return nil
 		}
-		if *slot != nil && duplicate == "" {
-			duplicate = string(name)
+		if *slot != "" && duplicate == "" {
+			duplicate = name
 		}
 		*slot = value
 		return nil
@@ -194,16 +195,17 @@ func topLevelFields(body []byte) (f requestFields, duplicate string, err error) 
 	return f, duplicate, err
 }
 
-func isAbsent(raw json.RawMessage) bool {
-	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
-}
+func isAbsent(raw string) bool { return raw == "" || raw == "null" }
 
 // stringField reads a JSON string member; ok is false for any other type.
-func stringField(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || raw[0] != '"' {
+// A string that needs no decoding is returned as a substring of raw.
+func stringField(raw string) (string, bool) {
+	if raw == "" || raw[0] != '"' {
 		return "", false
 	}
-	return providers.Scalar(raw) // a plain string skips a full Unmarshal
+	var t providers.Text
+	t.SetJSON(raw)
+	return t.Get()
 }
 
 // validReference accepts 1-64 printable characters (SPEC §2). Printable
@@ -225,17 +227,17 @@ var errNotAString = errors.New("metadata values must be strings")
 
 // decodeMetadata reads the metadata member of a validated body. A key
 // given twice counts once, with its last value.
-func decodeMetadata(raw json.RawMessage) (map[string]string, string) {
+func decodeMetadata(raw string) (map[string]string, string) {
 	if raw[0] != '{' {
 		return nil, "metadata must be an object of strings"
 	}
 	md := map[string]string{}
-	err := providers.Members([]byte(raw), func(name, value []byte) error {
+	err := providers.Members(raw, func(name, value string) error {
 		s, ok := stringField(value)
 		if !ok {
 			return errNotAString
 		}
-		md[string(name)] = s
+		md[name] = s
 		return nil
 	})
 	if err != nil {
