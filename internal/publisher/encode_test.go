@@ -63,7 +63,7 @@ func TestEncodeRefusesWhatIsNotANumber(t *testing.T) {
 }
 
 func TestEncodeRefusesDetailsThatAreNotOneObject(t *testing.T) {
-	for _, d := range []string{`{"a":1}}`, `{"a":1},{"b":2}`, `{"a":1`, `[1]`, `"x"`, `{"a":1,"a":2}`, "{\"a\":\"\xff\"}", `1`, ` {}`} {
+	for _, d := range []string{`{"a":1}}`, `{"a":1},{"b":2}`, `{"a":1`, `[1]`, `"x"`, "{\"a\":\"\xff\"}", `1`, ` {}`} {
 		ev := NewEvent(Data{RequestID: "r", Provider: "iak", Status: StatusSuccess, Details: json.RawMessage(d)})
 		if b, err := json.Marshal(ev); err == nil {
 			t.Errorf("details %q encoded as %s, want an error", d, b)
