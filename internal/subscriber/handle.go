@@ -54,16 +54,23 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		base:        s.log,
 	}
 	s.perReq.deliveries.With(s.label(provider)).Inc()
+	// One deadline bounds the whole delivery, its check and then its
+	// publish and ack, and shutdown does not cut it short: cutting off a
+	// check only wastes the call. The providers' HTTP client bounds the
+	// check itself by RequestTimeout, so the publish always has its time;
+	// one timer per delivery instead of one per step.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout+s.cfg.PublishTimeout)
+	defer cancel()
 
 	req, derr := decodeRequest(msg.Data(), token)
 	switch {
 	case derr != nil && derr.DeadLetter != "":
-		s.deadLetter(ctx, d, derr)
+		s.deadLetter(dctx, d, derr)
 		return
 	case derr != nil:
 		d.requestID = derr.Partial.RequestID
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
-		s.publishAndAck(ctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
+		s.publishAndAck(dctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
 		return
 	}
 	d.requestID = req.RequestID
@@ -72,11 +79,11 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case !known:
 		d.log().Warn("request rejected", "reason", publisher.ReasonUnknownProvider)
-		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
+		s.publishAndAck(dctx, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
 		return
 	case client == nil:
 		d.log().Warn("request rejected", "reason", publisher.ReasonProviderNotConfigured)
-		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
+		s.publishAndAck(dctx, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
 		return
 	}
 	deadline := req.Deadline
@@ -84,16 +91,12 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		deadline = d.requestedAt.Add(s.cfg.MaxWait)
 	} else if deadline.After(d.requestedAt.Add(s.cfg.MaxDeadline)) {
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", "deadline is further than BRIDGE_MAX_DEADLINE after publish")
-		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
+		s.publishAndAck(dctx, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
 		return
 	}
 
-	// The check runs to completion even when shutdown starts: cutting it
-	// off would only waste the call. It is bounded by its own timeout.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	start := time.Now()
-	res, err := client.Status(cctx, providers.Query{Reference: req.Reference})
-	cancel()
+	res, err := client.Status(dctx, providers.Query{Reference: req.Reference})
 	s.perReq.checkDuration.With(provider).Observe(time.Since(start).Seconds())
 	s.perReq.checks.With(provider, outcomeLabel(res, err)).Inc()
 	s.logCheck(ctx, &d, res, err)
@@ -143,7 +146,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 			data.ProviderMessage = pe.Message
 		}
 	}
-	s.publishAndAck(ctx, d, data)
+	s.publishAndAck(dctx, d, data)
 }
 
 // rejected is the event data of a request that cannot be checked.
@@ -161,14 +164,13 @@ func (s *Subscriber) rejected(d delivery, req Request, reason string) publisher.
 }
 
 // publishAndAck publishes the event and, once JetStream acknowledged it,
-// acknowledges the request. When the publish fails the request is parked
-// briefly and handled again from the start: the event id is the same, so a
-// publish that in fact landed is deduplicated.
-func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publisher.Data) {
+// acknowledges the request, within the delivery's deadline dctx. When the
+// publish fails the request is parked briefly and handled again from the
+// start: the event id is the same, so a publish that in fact landed is
+// deduplicated.
+func (s *Subscriber) publishAndAck(dctx context.Context, d delivery, data publisher.Data) {
 	ev := publisher.NewEvent(data)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
-	defer cancel()
-	dup, err := s.pub.Publish(pctx, topology.ResolvedSubject(d.provider, data.Status), ev)
+	dup, err := s.pub.Publish(dctx, topology.ResolvedSubject(d.provider, data.Status), ev)
 	if err != nil {
 		s.m.PublishErrors.WithLabelValues("event").Inc()
 		delay := publishRetryDelay(d.attempt)
@@ -180,7 +182,7 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 	if dup {
 		s.m.EventDuplicates.WithLabelValues(label).Inc()
 	}
-	if err := d.msg.DoubleAck(pctx); err != nil {
+	if err := d.msg.DoubleAck(dctx); err != nil {
 		// The event is out. The request comes back after AckWait and
 		// re-publishes the same event id, which JetStream drops.
 		d.log().Warn("event published but the request ack failed; it will be redelivered", "err", err, "event_id", ev.ID)
@@ -188,7 +190,7 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 	s.perReq.events.With(label, data.Status, data.Reason).Inc()
 	s.perReq.resolution.With(label, data.Status).Observe(data.ResolvedAt.Sub(data.RequestedAt).Seconds())
 	s.perReq.attempts.With(label, data.Status).Observe(float64(data.Attempts))
-	s.logResolved(ctx, d, data, ev.ID, dup)
+	s.logResolved(dctx, d, data, ev.ID, dup)
 }
 
 // logResolved writes the settled request's one INFO line, on the path
@@ -221,11 +223,9 @@ func (s *Subscriber) logResolved(ctx context.Context, d delivery, data publisher
 }
 
 // deadLetter stores an unreadable request on status.deadletter.<provider>
-// and terminates it.
-func (s *Subscriber) deadLetter(ctx context.Context, d delivery, derr *decodeError) {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
-	defer cancel()
-	err := s.pub.PublishDeadLetter(pctx, publisher.DeadLetter{
+// and terminates it, within the delivery's deadline dctx.
+func (s *Subscriber) deadLetter(dctx context.Context, d delivery, derr *decodeError) {
+	err := s.pub.PublishDeadLetter(dctx, publisher.DeadLetter{
 		Subject:          topology.DeadLetterSubject(d.provider),
 		Reason:           derr.DeadLetter,
 		OriginalSubject:  d.msg.Subject(),

@@ -25,9 +25,11 @@ type Config struct {
 	// Concurrency is the number of requests handled at once by this
 	// replica; as many more are prefetched.
 	Concurrency int
-	// RequestTimeout bounds one provider check.
+	// RequestTimeout is the time one provider check may take (the
+	// providers' HTTP client enforces it) and PublishTimeout the time
+	// left after it to publish the event and settle the request: their
+	// sum bounds one delivery.
 	RequestTimeout time.Duration
-	// PublishTimeout bounds one publish and its acknowledgement.
 	PublishTimeout time.Duration
 	// MaxWait is the deadline of a request that sets none, after its publish.
 	MaxWait time.Duration
