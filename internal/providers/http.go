@@ -194,9 +194,12 @@ func Decode[T any](provider string, status int, raw []byte, v *T, member func(na
 	if obj, ok := ObjectText(raw); ok && Members(obj, member) == nil {
 		return nil
 	}
-	var zero T
-	*v = zero
-	return DecodeJSON(provider, status, raw, v)
+	// Decoded into a value of its own, so that v, which DecodeJSON would
+	// make escape, can stay on the caller's stack.
+	fresh := new(T)
+	e := DecodeJSON(provider, status, raw, fresh)
+	*v = *fresh
+	return e
 }
 
 // ErrUnexpectedKind stops a walk at a member of a kind DecodeJSON refuses.

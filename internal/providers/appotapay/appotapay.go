@@ -6,6 +6,7 @@
 package appotapay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,7 +125,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 		// AppotaPay explains a 4xx in its usual body (401: which credential;
 		// 400: errorCode 1); keep its code and message for the operator.
 		var body statusResponse
-		if providers.DecodeJSON(Name, resp.StatusCode, raw, &body) == nil {
+		if providers.Decode(Name, resp.StatusCode, raw, &body, body.member) == nil {
 			if code, ok := body.ErrorCode.Get(); ok {
 				e.Code, e.Message = code, body.Message.String()
 			}
@@ -149,12 +150,34 @@ func pathSegment(reference string) string {
 // explanation of a 4xx. DecodeJSON matches member names exactly, so the
 // members deciding a verdict are the ones AppotaPay signed, never
 // look-alikes in another case; a repeated member counts by its last value.
+// providers.Decode reads it with member instead, which
+// FuzzWalkMatchesDecodeJSON holds to DecodeJSON's result.
 type statusResponse struct {
 	ErrorCode   errorCode         `json:"errorCode"`
 	Message     providers.Text    `json:"message"`
 	Signature   providers.Text    `json:"signature"`
 	Transaction transactionMember `json:"transaction"`
 	BillDetail  billDetail        `json:"billDetail"`
+}
+
+// member reads one member of the answer for providers.Decode. DecodeJSON
+// refuses no member of a valid object (every member takes any kind), so
+// the walk never returns ErrUnexpectedKind; it stops only where Members
+// cannot read a name, which leaves the body to DecodeJSON.
+func (r *statusResponse) member(name, value string) error {
+	switch name {
+	case "errorCode":
+		r.ErrorCode.setJSON(value)
+	case "message":
+		r.Message.SetJSON(value)
+	case "signature":
+		r.Signature.SetJSON(value)
+	case "transaction":
+		return r.Transaction.setJSON(value)
+	case "billDetail":
+		return r.BillDetail.setJSON(value)
+	}
+	return nil
 }
 
 // errorCode is the errorCode member, which decides the verdict, read
@@ -180,6 +203,17 @@ func (c *errorCode) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		c.text, c.canonical = text, true
 	}
 	return nil
+}
+
+// setJSON is UnmarshalJSONFrom for the walk. The text kept is raw itself,
+// equal to the one UnmarshalJSONFrom formats, and is compared without
+// allocating.
+func (c *errorCode) setJSON(raw string) {
+	*c = errorCode{present: true}
+	var buf [20]byte
+	if n, err := strconv.Atoi(raw); err == nil && string(strconv.AppendInt(buf[:0], int64(n), 10)) == raw {
+		c.text, c.canonical = raw, true
+	}
 }
 
 // Get returns the code and whether it was a canonical integer.
@@ -216,6 +250,39 @@ func (m *transactionMember) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return dec.SkipValue()
 }
 
+// setJSON is UnmarshalJSONFrom for the walk: it too replaces an earlier
+// transaction whole.
+func (m *transactionMember) setJSON(raw string) error {
+	*m = transactionMember{}
+	switch raw[0] {
+	case '{':
+		return providers.Members(raw, m.transaction.member)
+	case 'n':
+	default:
+		m.notObject = true
+	}
+	return nil
+}
+
+// member reads one member of the transaction object.
+func (tx *transaction) member(name, value string) error {
+	var t *providers.Text
+	switch name {
+	case "amount":
+		t = &tx.Amount
+	case "appotapayTransId":
+		t = &tx.AppotapayTransID
+	case "billAmount":
+		t = &tx.BillAmount
+	case "time":
+		t = &tx.Time
+	default:
+		return nil
+	}
+	t.SetJSON(value)
+	return nil
+}
+
 // billDetail is the billDetail member, documented as an array of bills and
 // described as "JSON string is array", so both are read. Only the
 // documented members of each bill are passed on; anything unreadable is
@@ -246,6 +313,43 @@ func (b *billDetail) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	}
 	*b = items
 	return nil
+}
+
+// setJSON is UnmarshalJSONFrom for the walk.
+func (b *billDetail) setJSON(raw string) error {
+	*b = nil
+	switch raw[0] {
+	case '[':
+		return b.setArray(raw)
+	case '"':
+		// The content as tok.String() unquotes it (invalid UTF-8 as
+		// U+FFFD), read only when it is valid JSON holding an array:
+		// for null json.Unmarshal leaves the slice nil, and for another
+		// kind or invalid JSON it fails, so billDetail stays out.
+		content, _ := jsontext.AppendUnquote(nil, raw)
+		content = bytes.Trim(content, " \t\n\r")
+		if len(content) > 0 && content[0] == '[' && providers.ValidJSON(content) {
+			return b.setArray(string(content))
+		}
+	}
+	return nil
+}
+
+// setArray reads arr, a JSON array, into b in one allocation. An empty
+// array gives an empty slice, not nil, as encoding/json/v2 decodes [].
+func (b *billDetail) setArray(arr string) error {
+	n := 0
+	_ = providers.Elements(arr, func(string) error { n++; return nil })
+	*b = make(billDetail, n)
+	i := 0
+	return providers.Elements(arr, func(value string) error {
+		item := &(*b)[i]
+		i++
+		if value[0] != '{' {
+			return nil // another kind leaves the bill empty
+		}
+		return providers.Members(value, item.member)
+	})
 }
 
 // add writes the bills under name, each with the members that were read,
@@ -279,6 +383,56 @@ func (b *billItem) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return json.UnmarshalDecode(dec, (*members)(b))
 }
 
+// member reads one member of a bill object.
+func (b *billItem) member(name, value string) error {
+	var t *providers.Text
+	switch name {
+	case "billNumber":
+		t = &b.BillNumber
+	case "period":
+		t = &b.Period
+	case "amount":
+		t = &b.Amount
+	case "billCreated":
+		t = &b.BillCreated
+	case "billExpiry":
+		t = &b.BillExpiry
+	case "billType":
+		t = &b.BillType
+	case "billOtherInfo":
+		t = &b.BillOtherInfo
+	case "isPartialPaymentAllowed":
+		b.IsPartialPaymentAllowed = rawValue(value)
+		return nil
+	case "extraInfo":
+		t = &b.ExtraInfo
+	default:
+		return nil
+	}
+	t.SetJSON(value)
+	return nil
+}
+
+// The values isPartialPaymentAllowed nearly always has, shared rather than
+// copied from every answer. Nothing writes through them: jsontext.Value's
+// UnmarshalJSON, which reuses a slice, runs only within DecodeJSON, and
+// every DecodeJSON of this package starts from a zero statusResponse.
+var (
+	jsonTrue  = jsontext.Value("true")
+	jsonFalse = jsontext.Value("false")
+)
+
+// rawValue returns raw as the jsontext.Value DecodeJSON keeps of it.
+func rawValue(raw string) jsontext.Value {
+	switch raw {
+	case "true":
+		return jsonTrue
+	case "false":
+		return jsonFalse
+	}
+	return jsontext.Value(raw)
+}
+
 // add writes the members of b that were read, in key order.
 func (b *billItem) add(bill *providers.Details) {
 	bill.Amount("amount", b.Amount)
@@ -300,14 +454,14 @@ func (b *billItem) add(bill *providers.Details) {
 // parse reads a status response body (HTTP 2xx) and authenticates it with
 // secretKey.
 func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, error) {
-	var r *statusResponse
-	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
+	var r statusResponse
+	if e := providers.Decode(Name, httpStatus, raw, &r, r.member); e != nil {
 		return providers.Result{}, e
 	}
-	if r == nil {
-		return providers.Result{}, providers.BadResponse(Name, httpStatus, "body is null")
-	}
 	if !r.ErrorCode.present {
+		if nullBody(raw) {
+			return providers.Result{}, providers.BadResponse(Name, httpStatus, "body is null")
+		}
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no errorCode")
 	}
 	code, ok := r.ErrorCode.Get()
@@ -373,4 +527,10 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 	}
 	res.Details = details.JSON()
 	return res, nil
+}
+
+// nullBody reports whether raw, a body DecodeJSON accepted, is null, which
+// it decodes into a statusResponse as the zero value.
+func nullBody(raw []byte) bool {
+	return string(bytes.Trim(raw, " \t\n\r")) == "null"
 }

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -922,6 +923,87 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("success without transaction id and amount: %+v", res)
 		}
 		providertest.CheckDetails(t, res.Details)
+	})
+}
+
+// FuzzWalkMatchesDecodeJSON holds the walk that reads answers to
+// encoding/json/v2's reading of the same struct. It also holds parse's
+// decoding, of any body, to the DecodeJSON into a *statusResponse it did
+// before: the same error, the same members, and nullBody exactly where
+// that pointer stayed nil.
+func FuzzWalkMatchesDecodeJSON(f *testing.F) {
+	for _, name := range []string{"seed_success.json", "pending.json", "failed.json", "not_found.json"} {
+		f.Add(mustRead(f, name))
+	}
+	for _, body := range []string{
+		// Repeated members: the last counts, a transaction whole.
+		`{"transaction":` + seedTx + `,"transaction":{"amount":1}}`,
+		`{"transaction":{"amount":1,"time":"t"},"transaction":null}`,
+		`{"transaction":{"amount":1},"transaction":"x","transaction":{"time":2}}`,
+		`{"transaction":{"amount":1,"amount":"2","amount":null}}`,
+		`{"errorCode":0,"errorCode":33}`, `{"errorCode":0,"errorCode":"0"}`, `{"errorCode":1,"errorCode":null}`,
+		`{"signature":"` + seedSig + `","signature":""}`, `{"signature":"a","signature":7,"message":"m","message":{}}`,
+		`{"billDetail":[{"billNumber":"B1"}],"billDetail":"[{\"billNumber\":\"B2\"}]"}`,
+		`{"billDetail":[{"billNumber":"B1"}],"billDetail":5}`,
+		`{"billDetail":[{"billNumber":"B1"}],"billDetail":[]}`,
+		`{"billDetail":"[]","billDetail":null}`,
+		// errorCode of every kind, canonical or not.
+		`{"errorCode":-0}`, `{"errorCode":1.0}`, `{"errorCode":1e1}`, `{"errorCode":0E0}`, `{"errorCode":-1}`,
+		`{"errorCode":"0"}`, `{"errorCode":"01"}`, `{"errorCode":01}`, `{"errorCode":+1}`, `{"errorCode":132}`,
+		`{"errorCode":9223372036854775807}`, `{"errorCode":9223372036854775808}`, `{"errorCode":-9223372036854775808}`,
+		`{"errorCode":123456789012345678901234567890}`, `{"errorCode":true}`, `{"errorCode":[0]}`, `{"errorCode":{"v":0}}`,
+		// Every member null or of an odd kind.
+		`{"errorCode":null,"message":null,"signature":null,"transaction":null,"billDetail":null}`,
+		`{"errorCode":false,"message":[1],"signature":{"s":1},"transaction":[],"billDetail":true}`,
+		`{"message":1.5e-3,"signature":-0,"transaction":0,"billDetail":-1}`,
+		`{"transaction":{"amount":{"v":1},"appotapayTransId":[1],"billAmount":true,"time":null}}`,
+		`{"transaction":{}}`, `{"transaction":"{\"amount\":1}"}`,
+		// billDetail arrays and strings holding them.
+		`{"billDetail":[]}`, `{"billDetail":[1,"x",null,[],{},true]}`, `{"billDetail":{}}`,
+		`{"billDetail":[{"billNumber":"B1","billNumber":"B2","isPartialPaymentAllowed":true,"isPartialPaymentAllowed":false}]}`,
+		`{"billDetail":[{"isPartialPaymentAllowed":null},{"isPartialPaymentAllowed":"yes"},{"isPartialPaymentAllowed":[true]},{"isPartialPaymentAllowed":1}]}`,
+		`{"billDetail":[{"amount":{"v":1},"period":["x"],"billType":null,"extraInfo":7,"billOtherInfo":"\u00e9\ud800"}]}`,
+		`{"billDetail":[{"BillNumber":"B1","billNumber":"B2","Amount":5}]}`,
+		`{"billDetail":"[]"}`, `{"billDetail":" [ ] "}`, `{"billDetail":"null"}`, `{"billDetail":""}`, `{"billDetail":"Array"}`,
+		`{"billDetail":"[{\"billNumber\":\"B1\"}]"}`, `{"billDetail":"{\"billNumber\":\"B1\"}"}`,
+		`{"billDetail":"[{\"billNumber\":\"B1\"}] []"}`, `{"billDetail":"[{\"billNumber\":\"B1\"}"}`,
+		`{"billDetail":"\"[{\\\"billNumber\\\":\\\"B1\\\"}]\""}`,
+		`{"billDetail":"[1,\"x\",null,[],{},true,{\"isPartialPaymentAllowed\":true}]"}`,
+		`{"billDetail":"[{\"billNumber\":\"B1\",\"billNumber\":\"B2\"}]"}`,
+		`{"billDetail":"[{\"billNumber\":\"\\u00e9\\ud800\\udc00\"}]"}`,
+		`{"billDetail":"[{\"billNumber\":\"\u0001\"}]"}`, `{"billDetail":"[{\"b\u0069llNumber\":\"B1\"}]"}`,
+		`{"billDetail":"\n[\t{\"amount\":\"1\"}\r]\n"}`, `{"billDetail":"\ud800[]"}`, `{"billDetail":"[\"\ud800\"]"}`,
+		"{\"billDetail\":[{\"billNumber\":\"B\xff1\"}]}", "{\"billDetail\":\"[{\\\"billNumber\\\":\\\"B\xff1\\\"}]\"}",
+		"{\"billDetail\":\"[\xff]\"}", "{\"billDetail\":[{\"isPartialPaymentAllowed\":\"\xff\"}]}",
+		// Escaped and look-alike names, invalid UTF-8, whitespace.
+		`{"err\u006frCode":0,"tr\u0061nsaction":{"\u0061mount":1},"sign\u0061ture":"s","bill\u0044etail":[{"billN\u0075mber":"B"}]}`,
+		`{"ErrorCode":0,"Message":"M","Signature":"S","Transaction":{"amount":1},"BillDetail":[{"billNumber":"B"}]}`,
+		`{"errorcode":0,"transaction ":{},"billdetail":[]}`,
+		"{\"errorCode\xff\":0,\"message\":\"a\xffb\",\"signature\":\"\xfe\"}",
+		"{\"message\":\"\u00e9\\u00e9\\\"\\ud800\"}",
+		" \t\r\n{ \"errorCode\" : 0 , \"transaction\" : { \"amount\" : 1 } , \"billDetail\" : [ { } , 1 ] } \n",
+		`{}`, `{"x":{"errorCode":0},"y":[{"transaction":{}}]}`,
+		// Top-level kinds that are not objects, and not JSON.
+		`null`, " null\n", `[]`, `[{"errorCode":0}]`, `"x"`, `0`, `true`, ``, `{`, `{"errorCode":0}x`,
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		providertest.WalkMatchesDecodeJSON(t, body, func(r *statusResponse) func(string, string) error { return r.member })
+
+		var old *statusResponse
+		oldErr := providers.DecodeJSON(Name, 200, body, &old)
+		var r statusResponse
+		err := providers.Decode(Name, 200, body, &r, r.member)
+		switch {
+		case (oldErr == nil) != (err == nil), err != nil && err.Error() != oldErr.Error():
+			t.Fatalf("body %q: Decode %v, DecodeJSON into a pointer %v", body, err, oldErr)
+		case err != nil:
+		case (old == nil) != nullBody(body):
+			t.Fatalf("body %q: DecodeJSON gave a nil pointer: %v, nullBody: %v", body, old == nil, nullBody(body))
+		case old != nil && !reflect.DeepEqual(*old, r):
+			t.Fatalf("body %q:\nDecode               %#v\nDecodeJSON (pointer) %#v", body, r, *old)
+		}
 	})
 }
 

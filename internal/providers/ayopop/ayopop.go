@@ -159,6 +159,74 @@ type statusData struct {
 	ProductDetails  keyValues      `json:"productDetails"`
 }
 
+// member reads one member of the answer for providers.Decode, as
+// DecodeJSON reads it into statusResponse.
+func (r *statusResponse) member(name, value string) error {
+	switch name {
+	case "responseCode":
+		r.ResponseCode.setJSON(value)
+	case "success":
+		r.Success.setJSON(value)
+	case "message":
+		return r.Message.setJSON(value)
+	case "data":
+		switch value[0] {
+		case 'n':
+			r.Data = nil
+		case '{':
+			// A repeated data object is merged into the earlier one, as
+			// encoding/json/v2 does.
+			if r.Data == nil {
+				r.Data = new(statusData)
+			}
+			return providers.Members(value, r.Data.member)
+		default:
+			return providers.ErrUnexpectedKind
+		}
+	}
+	return nil
+}
+
+func (d *statusData) member(name, value string) error {
+	var t *providers.Text
+	switch name {
+	case "refNumber":
+		t = &d.RefNumber
+	case "transactionId":
+		t = &d.TransactionID
+	case "accountNumber":
+		t = &d.AccountNumber
+	case "amount":
+		t = &d.Amount
+	case "totalAdmin":
+		t = &d.TotalAdmin
+	case "processingFee":
+		t = &d.ProcessingFee
+	case "denom":
+		t = &d.Denom
+	case "productCode":
+		t = &d.ProductCode
+	case "productName":
+		t = &d.ProductName
+	case "category":
+		t = &d.Category
+	case "token":
+		t = &d.Token
+	case "customerName":
+		t = &d.CustomerName
+	case "validity":
+		t = &d.Validity
+	case "customerDetails":
+		return d.CustomerDetails.setJSON(value)
+	case "productDetails":
+		return d.ProductDetails.setJSON(value)
+	default:
+		return nil
+	}
+	t.SetJSON(value)
+	return nil
+}
+
 // Status makes one status call for q.Reference.
 func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Result, error) {
 	// The body repeats the claims: the documented samples send only the
@@ -207,7 +275,7 @@ func requestBody(partnerID, reference string) []byte {
 // parse reads a status response body (HTTP 2xx) for reference.
 func parse(raw []byte, httpStatus int, reference string) (providers.Result, error) {
 	var r statusResponse
-	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
+	if e := providers.Decode(Name, httpStatus, raw, &r, r.member); e != nil {
 		return providers.Result{}, e
 	}
 	if !r.ResponseCode.ok {
@@ -322,6 +390,30 @@ func (c *responseCode) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return nil
 }
 
+// setJSON sets c from raw, a member's value in text that ObjectText
+// returned, as UnmarshalJSONFrom would. An integer in valid JSON is
+// already the decimal text Itoa writes, but for -0, so raw is kept as the
+// text without a copy.
+func (c *responseCode) setJSON(raw string) {
+	*c = responseCode{}
+	// In valid JSON, a value starting so is a number, and an integer
+	// unless it has a fraction or an exponent.
+	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') || strings.ContainsAny(raw, ".eE") {
+		return
+	}
+	rc, err := strconv.Atoi(raw)
+	switch {
+	case err == nil && rc == 0:
+		*c = responseCode{text: "0", ok: true} // 0 or -0
+	case err == nil:
+		*c = responseCode{value: rc, text: raw, ok: true}
+	case raw[0] == '-': // only overflow is left
+		*c = responseCode{value: math.MinInt, text: raw, ok: true}
+	default:
+		*c = responseCode{value: math.MaxInt, text: raw, ok: true}
+	}
+}
+
 // jsonBool is a member read only as a JSON boolean; ok is false for
 // anything else.
 type jsonBool struct{ value, ok bool }
@@ -341,6 +433,11 @@ func (b *jsonBool) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		*b = jsonBool{}
 	}
 	return nil
+}
+
+// setJSON sets b from raw as UnmarshalJSONFrom would.
+func (b *jsonBool) setJSON(raw string) {
+	*b = jsonBool{value: raw == "true", ok: raw == "true" || raw == "false"}
 }
 
 // message is {"ID": …, "EN": …}. en falls back to the Indonesian text
@@ -367,6 +464,32 @@ func (m *message) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		}
 		return err
 	})
+	if m.en == "" {
+		m.en = m.id
+	}
+	return err
+}
+
+// setJSON sets m from raw, a member's value in text that ObjectText
+// returned, as UnmarshalJSONFrom would; the texts alias raw where they
+// need no decoding.
+func (m *message) setJSON(raw string) error {
+	var en, id providers.Text
+	if raw[0] != '{' {
+		en.SetJSON(raw)
+		*m = message{en: en.String()}
+		return nil
+	}
+	err := providers.Members(raw, func(name, value string) error {
+		switch name {
+		case "ID":
+			id.SetJSON(value)
+		case "EN":
+			en.SetJSON(value)
+		}
+		return nil
+	})
+	*m = message{en: en.String(), id: id.String()}
 	if m.en == "" {
 		m.en = m.id
 	}
@@ -427,6 +550,46 @@ func (kv *keyValues) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return err
 }
 
+// errOddItem stops the count of a list's items at one that voids it.
+var errOddItem = errors.New("list item neither an object nor null")
+
+// setJSON sets kv from raw, a member's value in text that ObjectText
+// returned, as UnmarshalJSONFrom would. The objects are counted first, so
+// that the pairs take one allocation and a list that is not trusted none.
+func (kv *keyValues) setJSON(raw string) error {
+	*kv = keyValues{}
+	if raw[0] != '[' {
+		return nil
+	}
+	objects := 0
+	err := providers.Elements(raw, func(item string) error {
+		switch item[0] {
+		case '{':
+			objects++
+		case 'n':
+		default:
+			return errOddItem
+		}
+		return nil
+	})
+	if err != nil || objects == 0 {
+		return nil // errOddItem: no pairs at all
+	}
+	return providers.Elements(raw, func(item string) error {
+		if item[0] != '{' {
+			return nil
+		}
+		p, ok, err := pairJSON(item)
+		if ok {
+			if kv.pairs == nil {
+				kv.pairs = make([]pair, 0, objects)
+			}
+			kv.pairs = append(kv.pairs, p)
+		}
+		return err
+	})
+}
+
 // readPair reads one {"key": …, "value": …} item; ok is false unless both
 // are scalars.
 func readPair(dec *jsontext.Decoder) (p pair, ok bool, err error) {
@@ -447,6 +610,27 @@ func readPair(dec *jsontext.Decoder) (p pair, ok bool, err error) {
 		return pair{}, false, err
 	}
 	return pair{key, value}, true, nil
+}
+
+// pairJSON reads obj, one list item in text that ObjectText returned, as
+// readPair would.
+func pairJSON(obj string) (p pair, ok bool, err error) {
+	var key, value providers.Text
+	err = providers.Members(obj, func(name, v string) error {
+		switch name {
+		case "key":
+			key.SetJSON(v)
+		case "value":
+			value.SetJSON(v)
+		}
+		return nil
+	})
+	k, hasKey := key.Get()
+	v, hasValue := value.Get()
+	if err != nil || !hasKey || !hasValue {
+		return pair{}, false, err
+	}
+	return pair{k, v}, true, nil
 }
 
 // readMembers reads the object dec is at, calling read with each member's

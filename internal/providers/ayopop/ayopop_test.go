@@ -526,6 +526,65 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// FuzzWalkMatchesDecodeJSON holds the walk that reads answers to
+// encoding/json/v2's reading of the same struct, with its unmarshalers.
+func FuzzWalkMatchesDecodeJSON(f *testing.F) {
+	for _, name := range []string{"seed_callback_success.json", "seed_payment_processing.json", "seed_dev_success.json"} {
+		f.Add(mustRead(f, name))
+	}
+	for _, body := range []string{
+		// responseCode: integers, extremes, other forms and kinds.
+		`{"responseCode":0}`, `{"responseCode":-0}`, `{"responseCode":299}`, `{"responseCode":-1}`,
+		`{"responseCode":9223372036854775807}`, `{"responseCode":9223372036854775808}`,
+		`{"responseCode":-9223372036854775808}`, `{"responseCode":-9223372036854775809}`,
+		`{"responseCode":99999999999999999999999}`, `{"responseCode":-99999999999999999999999}`,
+		`{"responseCode":1.0}`, `{"responseCode":1e2}`, `{"responseCode":1E+2}`, `{"responseCode":-0.0}`,
+		`{"responseCode":"0"}`, `{"responseCode":null}`, `{"responseCode":true}`, `{"responseCode":[0]}`, `{"responseCode":{"v":0}}`,
+		`{"responseCode":0,"responseCode":"0"}`, `{"responseCode":"0","responseCode":101}`, `{"ResponseCode":0}`,
+		// success: only a JSON bool.
+		`{"success":true}`, `{"success":false}`, `{"success":"true"}`, `{"success":1}`, `{"success":null}`,
+		`{"success":[true]}`, `{"success":true,"success":{}}`, `{"Success":true}`,
+		// message: object, string, other kinds, repeated.
+		`{"message":"OK"}`, `{"message":"a\u00e9\"b"}`, `{"message":12.5}`, `{"message":null}`, `{"message":true}`,
+		`{"message":[]}`, `{"message":["x"]}`, `{"message":{}}`, `{"message":{"ID":"Berhasil"}}`,
+		`{"message":{"EN":"","ID":"x"}}`, `{"message":{"EN":null,"ID":7}}`, `{"message":{"ID":["x"],"EN":{"a":1}}}`,
+		`{"message":{"en":"lower","id":"lower","ID":"Upper"}}`, `{"message":{"EN":"First","EN":"Last","ID":"i","ID":null}}`,
+		`{"message":{"ID":"i","EN":"e"},"message":"bare"}`, `{"message":"bare","message":{"ID":"i"}}`,
+		`{"message":{"\u0045N":"escaped","I\u0044":"id"}}`,
+		// data: kinds, merging, resetting.
+		`{"data":null}`, `{"data":{}}`, `{"data":1}`, `{"data":"x"}`, `{"data":true}`, `{"data":[]}`, `{"data":["R1","SUCCESS"]}`,
+		`{"Data":{"refNumber":"R1"}}`, `{"data":{"refNumber":"R1"},"data":{"amount":1}}`,
+		`{"data":{"refNumber":"R1"},"data":null,"data":{"amount":1}}`, `{"data":{"refNumber":"R1"},"data":null}`,
+		`{"data":{"refNumber":"R1"},"data":7}`, `{"data":null,"data":[1]}`,
+		`{"data":{"refNumber":null,"transactionId":{},"amount":"12,5","totalAdmin":-0.5e3,"processingFee":false,"denom":5,"token":[1],"customerName":"N\/A","validity":""}}`,
+		`{"data":{"RefNumber":"R2","refNumber":"R1","refNumber":"R3","Amount":9}}`,
+		// keyValues lists.
+		`{"data":{"customerDetails":[]}}`, `{"data":{"customerDetails":null}}`, `{"data":{"customerDetails":"none"}}`,
+		`{"data":{"customerDetails":{"key":"K","value":"V"}}}`, `{"data":{"productDetails":7}}`,
+		`{"data":{"customerDetails":[null,{"key":"K","value":"V"},null]}}`, `{"data":{"customerDetails":[null,null]}}`,
+		`{"data":{"productDetails":[{"key":"SN","value":"1"},"SN"]}}`, `{"data":{"productDetails":[1,{"key":"SN","value":"1"}]}}`,
+		`{"data":{"productDetails":[[{"key":"SN","value":"1"}]]}}`, `{"data":{"productDetails":[{"key":"SN","value":{}},{"key":"P","value":202611}]}}`,
+		`{"data":{"productDetails":[{},{"key":"K"},{"value":"V"},{"Key":"K","value":"V"},{"key":null,"value":"V"}]}}`,
+		`{"data":{"productDetails":[{"key":"B","key":"C","value":"2"},{"key":"D","value":"3","key":[]}]}}`,
+		`{"data":{"productDetails":[{"key":"A","value":"1"}],"productDetails":[{"key":"B","value":"2"}]}}`,
+		`{"data":{"productDetails":[{"key":"A","value":"1"}],"productDetails":[]}}`,
+		`{"data":{"productDetails":[{"key":"A","value":"1"}]},"data":{"productDetails":null}}`,
+		`{"data":{"productDetails":[{"key":"A","value":"1"}]},"data":{"customerDetails":[{"key":"B","value":2}]}}`,
+		`{"data":{"productDetails":[{"k\u0065y":"A","valu\u0065":"\u00e9\ud83d\ude00"}]}}`,
+		// escaped names, whitespace, invalid UTF-8.
+		`{"d\u0061ta":{"r\u0065fNumber":"R1"},"respons\u0065Code":0,"succ\u0065ss":true,"m\u0065ssage":"m"}`,
+		" \t\r\n{ \"responseCode\" : 0 , \"success\" :\ttrue , \"data\" : { \"customerDetails\" : [ null , { \"key\" : \"K\" , \"value\" : 1 } ] } }\n ",
+		"{\"message\":{\"EN\":\"bad\xffbyte\"},\"data\":{\"productDetails\":[{\"key\":\"S\xfeN\",\"value\":\"1\"}],\"customerName\":\"\xc3\"}}",
+		"{\"d\xffata\":{\"refNumber\":\"R1\"},\"message\":\"\\ud800\"}",
+		`{"responseCode":101,"responseCode":0,"success":false,"success":true,"message":"First","message":{"EN":"Second","EN":"Last"},"data":{"refNumber":"R2","refNumber":"R1","amount":1,"amount":"2"}}`,
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		providertest.WalkMatchesDecodeJSON(t, body, func(r *statusResponse) func(string, string) error { return r.member })
+	})
+}
+
 func mustRead(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
