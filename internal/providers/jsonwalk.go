@@ -21,15 +21,11 @@ func ValidJSON(body []byte) bool {
 	return jsontext.Value(body).IsValid(decodeOptions)
 }
 
-// jsonText is JSON held as bytes (requests) or as a string (answers, whose
-// member texts are then substrings instead of copies).
-type jsonText interface{ ~string | ~[]byte }
-
 // Members calls member with the name and value of each member of obj, a
 // JSON object (starting with '{') inside JSON that ValidJSON accepted, in
 // order, and stops at the first error member returns. Values, and names
-// that needed no unescaping, alias obj.
-func Members[T jsonText](obj T, member func(name, value T) error) error {
+// that needed no unescaping, are substrings of obj.
+func Members(obj string, member func(name, value string) error) error {
 	i := skipSpace(obj, 1)
 	for obj[i] != '}' {
 		nameEnd := stringEnd(obj, i)
@@ -51,8 +47,8 @@ func Members[T jsonText](obj T, member func(name, value T) error) error {
 
 // Elements calls element with each element of arr, a JSON array (starting
 // with '[') inside JSON that ValidJSON accepted, in order, and stops at
-// the first error element returns. Elements alias arr.
-func Elements[T jsonText](arr T, element func(value T) error) error {
+// the first error element returns. Elements are substrings of arr.
+func Elements(arr string, element func(value string) error) error {
 	i := skipSpace(arr, 1)
 	for arr[i] != ']' {
 		end := valueEnd(arr, i)
@@ -71,7 +67,10 @@ func Elements[T jsonText](arr T, element func(value T) error) error {
 // provider reads its answer with Members and Text.SetJSON. One copy of the
 // body is made here, and the texts taken from it are its substrings.
 func ObjectText(body []byte) (string, bool) {
-	start, end := skipSpace(body, 0), len(body)
+	start, end := 0, len(body)
+	for start < end && isSpace(body[start]) {
+		start++
+	}
 	for end > start && isSpace(body[end-1]) {
 		end--
 	}
@@ -83,7 +82,7 @@ func ObjectText(body []byte) (string, bool) {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-func skipSpace[T jsonText](b T, i int) int {
+func skipSpace(b string, i int) int {
 	for i < len(b) && isSpace(b[i]) {
 		i++
 	}
@@ -91,7 +90,7 @@ func skipSpace[T jsonText](b T, i int) int {
 }
 
 // stringEnd returns the index after the string that starts at b[i].
-func stringEnd[T jsonText](b T, i int) int {
+func stringEnd(b string, i int) int {
 	for i++; b[i] != '"'; i++ {
 		if b[i] == '\\' {
 			i++ // the escaped byte cannot end the string
@@ -100,24 +99,33 @@ func stringEnd[T jsonText](b T, i int) int {
 	return i + 1
 }
 
+// structural marks the bytes that open or close a value in a container;
+// valueEnd skips everything else without looking at it further.
+var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
+
 // valueEnd returns the index after the value that starts at b[i].
-func valueEnd[T jsonText](b T, i int) int {
+func valueEnd(b string, i int) int {
 	switch b[i] {
 	case '"':
 		return stringEnd(b, i)
 	case '{', '[':
 		depth := 0
-		for ; ; i++ {
+		for {
+			for !structural[b[i]] {
+				i++
+			}
 			switch b[i] {
 			case '"':
-				i = stringEnd(b, i) - 1
+				i = stringEnd(b, i)
+				continue
 			case '{', '[':
 				depth++
-			case '}', ']':
+			default: // '}', ']'
 				if depth--; depth == 0 {
 					return i + 1
 				}
 			}
+			i++
 		}
 	}
 	for ; i < len(b); i++ { // a number, true, false or null
@@ -131,19 +139,19 @@ func valueEnd[T jsonText](b T, i int) int {
 
 // unquoteName decodes a member name; most are ASCII without escapes and
 // are returned without a copy.
-func unquoteName[T jsonText](raw T) (T, error) {
+func unquoteName(raw string) (string, error) {
 	if plainJSONString(raw) {
 		return raw[1 : len(raw)-1], nil
 	}
 	var s string
 	err := json.Unmarshal([]byte(raw), &s)
-	return T(s), err
+	return s, err
 }
 
 // plainJSONString reports whether raw, a JSON string from JSON that
 // ValidJSON accepted, needs no decoding: it has no escapes and its content
 // is valid UTF-8 (validation already refused control characters).
-func plainJSONString[T jsonText](raw T) bool {
+func plainJSONString(raw string) bool {
 	ascii := true
 	for i := 1; i < len(raw)-1; i++ {
 		switch c := raw[i]; {
@@ -153,5 +161,5 @@ func plainJSONString[T jsonText](raw T) bool {
 			ascii = false
 		}
 	}
-	return ascii || utf8.ValidString(string(raw[1:len(raw)-1]))
+	return ascii || utf8.ValidString(raw[1:len(raw)-1])
 }
