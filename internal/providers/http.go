@@ -47,7 +47,20 @@ func NewHTTPClient(timeout time.Duration, maxConns int) *http.Client {
 // an *Error: ErrTransport when there was no response, ErrBadResponse when
 // the body is too large or cut short. Error texts never contain the URL.
 func Exchange(client *http.Client, req *http.Request, provider string, buf *bytes.Buffer) (*http.Response, []byte, error) {
-	resp, err := client.Do(req)
+	// One attempt that follows no redirect and keeps no cookie: the
+	// client's transport is called directly, bounded by the client's
+	// Timeout, which skips what http.Client.Do adds to every call for
+	// redirects (a copy of the request's headers, the redirect loop).
+	rt := client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	if client.Timeout > 0 {
+		ctx, cancel := context.WithTimeout(req.Context(), client.Timeout)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return nil, nil, transportError(provider, err)
 	}
