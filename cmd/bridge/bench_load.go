@@ -206,8 +206,8 @@ type roundResult struct {
 	p50, p95, p99  time.Duration
 	callsPerReq    float64       // NaN with real providers
 	cpu            time.Duration // user+system after the worker was ready
-	cpuSys         time.Duration // of which system
-	ctxSwitches    float64       // per request
+	cpuSys         time.Duration // of which system; negative when unknown
+	ctxSwitches    float64       // per request; NaN when unknown
 	cpuStartup     time.Duration
 	maxRSSKiB      int64 // VmHWM at exit
 	allocsPerReq   float64
@@ -301,8 +301,11 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 	cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 	r.cpuStartup = time.Duration(w.readyStats.CPUNanos)
 	r.cpu = cpu - r.cpuStartup
-	r.cpuSys = time.Duration(syscall.TimevalToNsec(ru.Stime) - w.readyStats.SysNanos)
-	r.ctxSwitches = float64(ru.Nvcsw+ru.Nivcsw-w.readyStats.CtxSwitches) / float64(r.requests)
+	r.cpuSys, r.ctxSwitches = -1, math.NaN()
+	if w.readyStats.SysNanos > 0 { // a --baseline build may not report them
+		r.cpuSys = time.Duration(syscall.TimevalToNsec(ru.Stime) - w.readyStats.SysNanos)
+		r.ctxSwitches = float64(ru.Nvcsw+ru.Nivcsw-w.readyStats.CtxSwitches) / float64(r.requests)
+	}
 	r.maxRSSKiB = stats.HWMKiB
 	r.allocsPerReq = float64(stats.Mallocs-w.readyStats.Mallocs) / float64(r.requests)
 	r.allocBytesReq = float64(stats.AllocBytes-w.readyStats.AllocBytes) / float64(r.requests)
@@ -412,10 +415,11 @@ func (b *bench) waitSettled(ctx context.Context) error {
 	}
 }
 
-// sysPct is the share of the round's CPU time spent in the kernel.
+// sysPct is the share of the round's CPU time spent in the kernel, NaN
+// when unknown.
 func (r roundResult) sysPct() float64 {
-	if r.cpu <= 0 {
-		return 0
+	if r.cpu <= 0 || r.cpuSys < 0 {
+		return math.NaN()
 	}
 	return 100 * float64(r.cpuSys) / float64(r.cpu)
 }

@@ -42,9 +42,9 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 		if !math.IsNaN(r.stealPct) {
 			steal = fmt.Sprintf("%.1f", r.stealPct)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%d\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%d\t%d\t%s\t\n",
 			label, mode, r.rate, ms(r.p50), ms(r.p95), ms(r.p99), calls(r.callsPerReq),
-			us(r.cpuPerReq()), r.sysPct(), r.ctxSwitches, r.cpu.Seconds(), ms(r.cpuStartup), float64(r.maxRSSKiB)/1024,
+			us(r.cpuPerReq()), orDash("%.0f", r.sysPct()), orDash("%.2f", r.ctxSwitches), r.cpu.Seconds(), ms(r.cpuStartup), float64(r.maxRSSKiB)/1024,
 			r.allocsPerReq, r.allocBytesReq/1024, r.events, r.logProblems, steal)
 	}
 	var measured []roundResult
@@ -95,6 +95,14 @@ func printThroughput(w io.Writer, b *bench, results []roundResult, startup []tim
 	}
 }
 
+// orDash formats v, or prints "-" for a figure not measured (NaN).
+func orDash(format string, v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
+}
+
 // pairRatios are the bridge's ratios to the round of mode other (the
 // ceiling or the baseline) it ran next to.
 func pairRatios(measured []roundResult, other string) (throughput, cpu []float64) {
@@ -138,6 +146,9 @@ func medianResult(rs []roundResult) roundResult {
 	m.callsPerReq = median(rs, func(r roundResult) float64 { return r.callsPerReq })
 	m.cpu = time.Duration(median(rs, func(r roundResult) float64 { return float64(r.cpu) }))
 	m.cpuSys = time.Duration(median(rs, func(r roundResult) float64 { return float64(r.cpuSys) }))
+	if slices.ContainsFunc(rs, func(r roundResult) bool { return r.cpuSys < 0 }) {
+		m.cpuSys = -1
+	}
 	m.ctxSwitches = median(rs, func(r roundResult) float64 { return r.ctxSwitches })
 	m.cpuStartup = time.Duration(median(rs, func(r roundResult) float64 { return float64(r.cpuStartup) }))
 	m.maxRSSKiB = int64(median(rs, func(r roundResult) float64 { return float64(r.maxRSSKiB) }))
