@@ -302,7 +302,7 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 	r.cpuStartup = time.Duration(w.readyStats.CPUNanos)
 	r.cpu = cpu - r.cpuStartup
 	r.cpuSys, r.ctxSwitches = -1, math.NaN()
-	if w.readyStats.SysNanos > 0 { // a --baseline build may not report them
+	if w.readyStats.CtxSwitches > 0 { // a --baseline build may not report them; any worker has switched by ready
 		r.cpuSys = time.Duration(syscall.TimevalToNsec(ru.Stime) - w.readyStats.SysNanos)
 		r.ctxSwitches = float64(ru.Nvcsw+ru.Nivcsw-w.readyStats.CtxSwitches) / float64(r.requests)
 	}
