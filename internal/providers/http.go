@@ -55,7 +55,7 @@ func Exchange(client *http.Client, req *http.Request, provider string, buf *byte
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	if client.Timeout > 0 {
+	if client.Timeout > 0 && !boundedWithin(req.Context(), client.Timeout) {
 		ctx, cancel := context.WithTimeout(req.Context(), client.Timeout)
 		defer cancel()
 		req = req.WithContext(ctx)
@@ -77,6 +77,15 @@ func Exchange(client *http.Client, req *http.Request, provider string, buf *byte
 		return resp, nil, e
 	}
 	return resp, buf.Bytes(), nil
+}
+
+// boundedWithin reports whether ctx ends within d from now, so that a
+// call under it needs no timer of its own (and no copy of its request to
+// carry one): the subscriber gives every check a deadline of the client's
+// Timeout.
+func boundedWithin(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && !deadline.After(time.Now().Add(d))
 }
 
 // bodies recycles the buffers response bodies are read into: what the

@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -41,4 +42,51 @@ func TestExchangeReadsIntoARecycledBuffer(t *testing.T) {
 		t.Fatalf("the buffer holds %d bytes after a large body; want more than %d", buf.Cap(), maxPooledBuffer)
 	}
 	PutBuffer(buf) // dropped, not pooled: the pool keeps small buffers only
+}
+
+// A body that never finishes is cut off by the client's Timeout whatever
+// deadline the caller's context has: none, a later one, or one within the
+// Timeout (which Exchange then uses without a timer of its own).
+func TestExchangeIsBoundedByTheClientTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"a":`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	const timeout = 200 * time.Millisecond
+	hc := NewHTTPClient(timeout, 1)
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // 0: none
+	}{{"no deadline", 0}, {"a later deadline", time.Hour}, {"the Timeout as deadline", timeout}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			buf := GetBuffer()
+			defer PutBuffer(buf)
+			_, _, err = Exchange(hc, req, "test", buf)
+			if !errors.Is(err, ErrTransport) {
+				t.Fatalf("Exchange of a stalled body = %v; want ErrTransport", err)
+			}
+			// Generous: the bound is the Timeout, a stall would be an hour.
+			if took := time.Since(start); took > 20*timeout {
+				t.Fatalf("Exchange returned after %v; want about %v", took, timeout)
+			}
+		})
+	}
 }

@@ -54,23 +54,24 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		base:        s.log,
 	}
 	s.perReq.deliveries.With(s.label(provider)).Inc()
-	// One deadline bounds the whole delivery, its check and then its
-	// publish and ack, and shutdown does not cut it short: cutting off a
-	// check only wastes the call. The providers' HTTP client bounds the
-	// check itself by RequestTimeout, so the publish always has its time;
-	// one timer per delivery instead of one per step.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout+s.cfg.PublishTimeout)
-	defer cancel()
+	// Shutdown cuts neither the check nor the publish short (cutting off
+	// a check only wastes the call), so each step's deadline hangs off a
+	// parent without cancellation: RequestTimeout for the check, which the
+	// providers' HTTP client then uses as its own bound, and PublishTimeout
+	// for the publish and ack. Under a parent that cannot be cancelled, a
+	// deadline registers with nothing; one deadline over the whole delivery
+	// had every step's context register as its child.
+	base := context.WithoutCancel(ctx)
 
 	req, derr := decodeRequest(msg.Data(), token)
 	switch {
 	case derr != nil && derr.DeadLetter != "":
-		s.deadLetter(dctx, d, derr)
+		s.deadLetter(base, d, derr)
 		return
 	case derr != nil:
 		d.requestID = derr.Partial.RequestID
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
-		s.publishAndAck(dctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
+		s.publishAndAck(base, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
 		return
 	}
 	d.requestID = req.RequestID
@@ -79,11 +80,11 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case !known:
 		d.log().Warn("request rejected", "reason", publisher.ReasonUnknownProvider)
-		s.publishAndAck(dctx, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
+		s.publishAndAck(base, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
 		return
 	case client == nil:
 		d.log().Warn("request rejected", "reason", publisher.ReasonProviderNotConfigured)
-		s.publishAndAck(dctx, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
+		s.publishAndAck(base, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
 		return
 	}
 	deadline := req.Deadline
@@ -91,12 +92,14 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		deadline = d.requestedAt.Add(s.cfg.MaxWait)
 	} else if deadline.After(d.requestedAt.Add(s.cfg.MaxDeadline)) {
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", "deadline is further than BRIDGE_MAX_DEADLINE after publish")
-		s.publishAndAck(dctx, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
+		s.publishAndAck(base, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
 		return
 	}
 
 	start := time.Now()
-	res, err := client.Status(dctx, providers.Query{Reference: req.Reference})
+	cctx, cancel := context.WithTimeout(base, s.cfg.RequestTimeout)
+	res, err := client.Status(cctx, providers.Query{Reference: req.Reference})
+	cancel()
 	s.perReq.checkDuration.With(provider).Observe(time.Since(start).Seconds())
 	s.perReq.checks.With(provider, outcomeLabel(res, err)).Inc()
 	s.logCheck(ctx, &d, res, err)
@@ -146,7 +149,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 			data.ProviderMessage = pe.Message
 		}
 	}
-	s.publishAndAck(dctx, d, data)
+	s.publishAndAck(base, d, data)
 }
 
 // rejected is the event data of a request that cannot be checked.
@@ -164,11 +167,13 @@ func (s *Subscriber) rejected(d delivery, req Request, reason string) publisher.
 }
 
 // publishAndAck publishes the event and, once JetStream acknowledged it,
-// acknowledges the request, within the delivery's deadline dctx. When the
+// acknowledges the request, within PublishTimeout under base. When the
 // publish fails the request is parked briefly and handled again from the
 // start: the event id is the same, so a publish that in fact landed is
 // deduplicated.
-func (s *Subscriber) publishAndAck(dctx context.Context, d delivery, data publisher.Data) {
+func (s *Subscriber) publishAndAck(base context.Context, d delivery, data publisher.Data) {
+	dctx, cancel := context.WithTimeout(base, s.cfg.PublishTimeout)
+	defer cancel()
 	ev := publisher.NewEvent(data)
 	dup, err := s.pub.Publish(dctx, topology.ResolvedSubject(d.provider, data.Status), ev)
 	if err != nil {
@@ -223,8 +228,10 @@ func (s *Subscriber) logResolved(ctx context.Context, d delivery, data publisher
 }
 
 // deadLetter stores an unreadable request on status.deadletter.<provider>
-// and terminates it, within the delivery's deadline dctx.
-func (s *Subscriber) deadLetter(dctx context.Context, d delivery, derr *decodeError) {
+// and terminates it, within PublishTimeout under base.
+func (s *Subscriber) deadLetter(base context.Context, d delivery, derr *decodeError) {
+	dctx, cancel := context.WithTimeout(base, s.cfg.PublishTimeout)
+	defer cancel()
 	err := s.pub.PublishDeadLetter(dctx, publisher.DeadLetter{
 		Subject:          topology.DeadLetterSubject(d.provider),
 		Reason:           derr.DeadLetter,

@@ -26,9 +26,9 @@ type Config struct {
 	// replica; as many more are prefetched.
 	Concurrency int
 	// RequestTimeout is the time one provider check may take (the
-	// providers' HTTP client enforces it) and PublishTimeout the time
-	// left after it to publish the event and settle the request: their
-	// sum bounds one delivery.
+	// providers' HTTP client is built with the same timeout) and
+	// PublishTimeout the time to publish the event and settle the
+	// request after it: their sum bounds one delivery.
 	RequestTimeout time.Duration
 	PublishTimeout time.Duration
 	// MaxWait is the deadline of a request that sets none, after its publish.
