@@ -151,10 +151,7 @@ func (w *writer) number(n json.Number) {
 	if n == "" {
 		n = "0" // as encoding/json writes it
 	}
-	// A valid JSON value that starts with a sign or digit and ends with a
-	// digit is a number literal and nothing else.
-	first, last := n[0], n[len(n)-1]
-	if (first != '-' && !isDigit(first)) || !isDigit(last) || !json.Valid([]byte(n)) {
+	if !isNumber(string(n)) {
 		if w.err == nil {
 			w.err = fmt.Errorf("invalid number literal %q", n)
 		}
@@ -238,3 +235,48 @@ func sortedKeys(m map[string]string, keys []string) []string {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isNumber reports whether s is a JSON number literal (RFC 8259 §6):
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?. FuzzEncode holds it to
+// encoding/json, which refuses to write anything else as a json.Number.
+func isNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		i = digits(s, i)
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		if j := digits(s, i+1); j > i+1 {
+			i = j
+		} else {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if j := digits(s, i); j > i {
+			i = j
+		} else {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+// digits returns the index after the run of digits that starts at s[i].
+func digits(s string, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}

@@ -124,3 +124,17 @@ func decodeAny(t *testing.T, b []byte) any {
 	}
 	return v
 }
+
+// FuzzIsNumber holds isNumber to encoding/json: a valid JSON value that
+// starts with a sign or digit and ends with a digit is a number literal.
+func FuzzIsNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "01", "1.", ".5", "1.5e3", "1E+9", "1e", "-", "", "1 ", "--1", "0.0e-0", "1.5e3x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := len(s) > 0 && (s[0] == '-' || isDigit(s[0])) && isDigit(s[len(s)-1]) && json.Valid([]byte(s))
+		if got := isNumber(s); got != want {
+			t.Fatalf("isNumber(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
