@@ -3,7 +3,7 @@ package providers
 import (
 	"encoding/json"
 
-	"github.com/go-json-experiment/json/jsontext"
+	"github.com/statusbridge/statusbridge/internal/jsonquote"
 )
 
 // Details writes Result.Details: a JSON object of the members of an answer
@@ -12,7 +12,7 @@ import (
 // again. Keys are names the provider's code fixes (plain ASCII, no
 // escaping needed) and must be added in ascending byte order, the order
 // encoding/json gives map keys; providertest.CheckDetails holds every
-// provider to both. Values are quoted by jsontext or checked to be
+// provider to both. Values are quoted by jsonquote or checked to be
 // numbers, so nothing a provider sends can change the structure. The zero
 // Details is empty and ready to use.
 type Details struct {
@@ -40,7 +40,7 @@ func (d *Details) key(k string) {
 // encoding/json writes it.
 func (d *Details) String(key, s string) {
 	d.key(key)
-	d.buf, _ = jsontext.AppendQuote(d.buf, s)
+	d.buf = jsonquote.Append(d.buf, s)
 }
 
 // Text adds t under key, as a string, when it was a JSON string or number.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/statusbridge/statusbridge/internal/jsonquote"
 )
 
 // encoder is a reusable event buffer: every event is written into the
@@ -29,7 +31,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 }
 
 // encode writes ev as one compact JSON object: members in the order of
-// the struct fields, map keys sorted, strings quoted by jsontext (the
+// the struct fields, map keys sorted, strings quoted by jsonquote (the
 // bytes encoding/json writes, without its reflection and HTML escaping).
 // The result aliases the encoder's buffer: it is valid until the
 // encoder's next use.
@@ -56,7 +58,7 @@ func (e *encoder) encode(ev *Event) ([]byte, error) {
 
 // writer appends JSON to buf. The structure is fixed by the code that
 // calls it; what comes from requests and providers goes through
-// jsontext.AppendQuote or is checked to be a number, so nothing they send
+// jsonquote.Append or is checked to be a number, so nothing they send
 // can change the structure.
 type writer struct {
 	buf   []byte
@@ -99,32 +101,11 @@ func (w *writer) key(k string) {
 	w.comma = false
 }
 
-// quote writes s as a JSON string. Invalid UTF-8 comes out as U+FFFD
-// (jsontext reports it after replacing it), as encoding/json wrote it,
-// rather than failing an event that must go out.
+// quote writes s as a JSON string (see jsonquote.Append).
 func (w *writer) quote(s string) {
 	w.sep()
-	if plainASCII(s) {
-		// jsontext would write it as it is: most of an event's strings
-		// are such text, and this skips its general path.
-		w.buf = append(w.buf, '"')
-		w.buf = append(w.buf, s...)
-		w.buf = append(w.buf, '"')
-	} else {
-		w.buf, _ = jsontext.AppendQuote(w.buf, s)
-	}
+	w.buf = jsonquote.Append(w.buf, s)
 	w.comma = true
-}
-
-// plainASCII reports whether s is printable ASCII other than '"' and '\\',
-// which a JSON string holds unescaped.
-func plainASCII(s string) bool {
-	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 func (w *writer) str(n, v string) {
