@@ -68,26 +68,31 @@ func (d *Details) Bool(key string, v bool) {
 	}
 }
 
-// Objects adds an array of up to n objects under key, calling fill to
-// write the members of each into obj. An object fill adds no member to is
-// left out, and so is the whole array when every object is.
-func (d *Details) Objects(key string, n int, fill func(i int, obj *Details)) {
+// Objects adds an array of up to n objects under key, calling fill(i)
+// to write the members of the i-th into d: while fill runs, d counts the
+// members of that object, and they go into it. An object fill adds no
+// member to is left out, and so is the whole array when every object is.
+// fill writes into d itself, which it captures, because a Details handed
+// to it could be kept, and would be an allocation per object.
+func (d *Details) Objects(key string, n int, fill func(i int)) {
 	opened := false
 	for i := range n {
-		mark, members := len(d.buf), d.members
+		mark, before := len(d.buf), d.members
 		if opened {
 			d.buf = append(d.buf, ',')
 		} else {
 			d.key(key)
 			d.buf = append(d.buf, '[')
 		}
-		obj := Details{buf: d.buf} // writes on in the same buffer
-		fill(i, &obj)
-		if obj.members == 0 {
-			d.buf, d.members = d.buf[:mark], members
+		outer := d.members
+		d.members = 0 // the object's first member opens it
+		fill(i)
+		if d.members == 0 {
+			d.buf, d.members = d.buf[:mark], before
 			continue
 		}
-		d.buf = append(obj.buf, '}')
+		d.buf = append(d.buf, '}')
+		d.members = outer
 		opened = true
 	}
 	if opened {

@@ -24,18 +24,26 @@ func TestDetailsWritesWhatWasRead(t *testing.T) {
 	d.Amount("bad_amount", text(`"1e3"`))
 	d.Text("absent", text(`null`))
 	d.Bool("flag", false)
-	d.Objects("none", 2, func(int, *providers.Details) {})
-	d.Objects("pairs", len(pairs), func(i int, obj *providers.Details) {
+	d.Objects("nested", 2, func(i int) {
+		d.Objects("inner", 2, func(j int) {
+			if i == 1 && j == 1 {
+				d.Bool("last", true)
+			}
+		})
+	})
+	d.Objects("none", 2, func(int) {})
+	d.Objects("pairs", len(pairs), func(i int) {
 		if pairs[i].k != "" {
-			obj.String("key", pairs[i].k)
-			obj.String("value", pairs[i].v)
+			d.String("key", pairs[i].k)
+			d.String("value", pairs[i].v)
 		}
 	})
 	d.Text("text", text(`7`))
 	got := d.JSON()
 	want := providertest.DetailsJSON(map[string]any{
 		"amount": json.Number("-12.50"), "flag": false, "text": "7",
-		"pairs": []any{map[string]any{"key": "K1", "value": "V1"}, map[string]any{"key": "K2", "value": "</x>\u2028"}},
+		"nested": []any{map[string]any{"inner": []any{map[string]any{"last": true}}}},
+		"pairs":  []any{map[string]any{"key": "K1", "value": "V1"}, map[string]any{"key": "K2", "value": "</x>\u2028"}},
 	})
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("details (-want +got):\n%s", diff)
@@ -46,7 +54,7 @@ func TestDetailsWritesWhatWasRead(t *testing.T) {
 func TestDetailsWithoutMembersAreNil(t *testing.T) {
 	var d providers.Details
 	d.Text("absent", text(`{}`))
-	d.Objects("empty", 3, func(int, *providers.Details) {})
+	d.Objects("empty", 3, func(int) {})
 	if got := d.JSON(); got != nil {
 		t.Errorf("JSON() = %q, want nil", got)
 	}

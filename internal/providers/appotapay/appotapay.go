@@ -355,7 +355,7 @@ func (b *billDetail) setArray(arr string) error {
 // add writes the bills under name, each with the members that were read,
 // when any bill has one.
 func (b billDetail) add(d *providers.Details, name string) {
-	d.Objects(name, len(b), func(i int, obj *providers.Details) { b[i].add(obj) })
+	d.Objects(name, len(b), func(i int) { b[i].add(d) })
 }
 
 // billItem is one element of billDetail: a bill object, or a value of

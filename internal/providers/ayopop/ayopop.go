@@ -507,9 +507,9 @@ type pair struct{ key, value string }
 // add writes the pairs under name, as [{"key": …, "value": …}], when
 // there are any.
 func (kv keyValues) add(d *providers.Details, name string) {
-	d.Objects(name, len(kv.pairs), func(i int, obj *providers.Details) {
-		obj.String("key", kv.pairs[i].key)
-		obj.String("value", kv.pairs[i].value)
+	d.Objects(name, len(kv.pairs), func(i int) {
+		d.String("key", kv.pairs[i].key)
+		d.String("value", kv.pairs[i].value)
 	})
 }
 
