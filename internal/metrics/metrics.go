@@ -7,6 +7,7 @@ package metrics
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,16 +17,19 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Deliveries       *prometheus.CounterVec   // provider
-	Checks           *prometheus.CounterVec   // provider, outcome
-	CheckDuration    *prometheus.HistogramVec // provider
-	Events           *prometheus.CounterVec   // provider, status, reason
-	EventDuplicates  *prometheus.CounterVec   // provider
-	PublishErrors    *prometheus.CounterVec   // what
-	DeadLetters      *prometheus.CounterVec   // reason
-	Resolution       *prometheus.HistogramVec // provider, status
-	Attempts         *prometheus.HistogramVec // provider, status
-	InFlight         prometheus.Gauge
+	Deliveries      *prometheus.CounterVec   // provider
+	Checks          *prometheus.CounterVec   // provider, outcome
+	CheckDuration   *prometheus.HistogramVec // provider
+	Events          *prometheus.CounterVec   // provider, status, reason
+	EventDuplicates *prometheus.CounterVec   // provider
+	PublishErrors   *prometheus.CounterVec   // what
+	DeadLetters     *prometheus.CounterVec   // reason
+	Resolution      *prometheus.HistogramVec // provider, status
+	Attempts        *prometheus.HistogramVec // provider, status
+	// InFlight counts the requests this replica is handling; the
+	// statusbridge_inflight gauge reads it when scraped, so a request
+	// costs one atomic add each way instead of a gauge update.
+	InFlight         atomic.Int64
 	Parked           prometheus.Gauge
 	ParkedLimit      prometheus.Gauge
 	MaxAckPending    prometheus.Gauge
@@ -83,10 +87,6 @@ func New(version string) *Metrics {
 			Help:    "Provider checks made for a request by the time its event was published.",
 			Buckets: []float64{0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89},
 		}, []string{"provider", "status"}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "statusbridge_inflight",
-			Help: "Requests being handled by this replica right now.",
-		}),
 		Parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "statusbridge_parked",
 			Help: "Requests waiting between checks, consumer-wide (JetStream ack-pending minus this replica's in-flight work), sampled.",
@@ -124,9 +124,13 @@ func New(version string) *Metrics {
 			Help: "Failed samples of the consumer's state (parked, backlog).",
 		}),
 	}
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "statusbridge_inflight",
+		Help: "Requests being handled by this replica right now.",
+	}, func() float64 { return float64(m.InFlight.Load()) })
 	for _, c := range []prometheus.Collector{
 		m.Deliveries, m.Checks, m.CheckDuration, m.Events, m.EventDuplicates, m.PublishErrors, m.DeadLetters,
-		m.Resolution, m.Attempts, m.InFlight, m.Parked, m.ParkedLimit, m.MaxAckPending, m.Backlog,
+		m.Resolution, m.Attempts, inFlight, m.Parked, m.ParkedLimit, m.MaxAckPending, m.Backlog,
 		m.ConsumeRestarts, m.Ready, m.NATSReconnects, m.NATSDisconnects, m.ConsumerInfoErrs,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

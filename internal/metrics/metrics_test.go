@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,4 +50,18 @@ func BenchmarkChildren(b *testing.B) {
 			c.With("appotapay", "success", "").Inc()
 		}
 	})
+}
+
+func TestInFlightGaugeReadsTheCounter(t *testing.T) {
+	m := New("test")
+	m.InFlight.Add(3)
+	m.InFlight.Add(-1)
+	const want = `
+# HELP statusbridge_inflight Requests being handled by this replica right now.
+# TYPE statusbridge_inflight gauge
+statusbridge_inflight 2
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want), "statusbridge_inflight"); err != nil {
+		t.Error(err)
+	}
 }

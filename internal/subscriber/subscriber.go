@@ -72,8 +72,7 @@ type Subscriber struct {
 	now         func() time.Time
 	rand        func() float64
 
-	ready    atomic.Bool
-	inflight atomic.Int64
+	ready atomic.Bool
 }
 
 // Options are the Subscriber's collaborators.
@@ -243,8 +242,7 @@ func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, 
 		}
 		missedHeartbeats = 0
 		wg.Add(1)
-		s.inflight.Add(1)
-		s.m.InFlight.Inc()
+		s.m.InFlight.Add(1)
 		work <- msg
 	}
 }
@@ -254,8 +252,7 @@ func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, 
 func (s *Subscriber) work(ctx context.Context, work <-chan jetstream.Msg, sem <-chan struct{}, wg *sync.WaitGroup) {
 	for msg := range work {
 		s.handle(ctx, msg)
-		s.m.InFlight.Dec()
-		s.inflight.Add(-1)
+		s.m.InFlight.Add(-1)
 		<-sem
 		wg.Done()
 	}
@@ -282,7 +279,7 @@ func (s *Subscriber) shutdown(wg *sync.WaitGroup) error {
 		s.log.Info("in-flight checks finished")
 		return nil
 	case <-time.After(s.cfg.ShutdownTimeout):
-		n := s.inflight.Load()
+		n := s.m.InFlight.Load()
 		s.log.Warn("shutdown timeout: unfinished checks will be redelivered after the ack wait", "inflight", n)
 		return fmt.Errorf("shutdown: %d checks still in flight after %v", n, s.cfg.ShutdownTimeout)
 	}
@@ -329,7 +326,7 @@ func (s *Subscriber) sampleConsumer(ctx context.Context) {
 			s.m.ConsumerInfoErrs.Inc()
 			continue
 		}
-		parked := max(0, int64(info.NumAckPending)-s.inflight.Load())
+		parked := max(0, int64(info.NumAckPending)-s.m.InFlight.Load())
 		s.m.Parked.Set(float64(parked))
 		s.m.Backlog.Set(float64(info.NumPending))
 		over := s.cfg.MaxPending > 0 && parked > int64(s.cfg.MaxPending)
