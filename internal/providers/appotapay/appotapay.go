@@ -50,6 +50,7 @@ type Client struct {
 	partnerCode string
 	apiKey      providers.Secret
 	secretKey   providers.Secret
+	answerMACs  *answerMACs // keyed with secretKey
 	http        *http.Client
 	now         func() time.Time // token times and Retry-After; tests pin it
 	lastToken   atomic.Pointer[mintedToken]
@@ -85,6 +86,7 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 		partnerCode: cfg.PartnerCode,
 		apiKey:      cfg.APIKey,
 		secretKey:   cfg.SecretKey,
+		answerMACs:  newAnswerMACs(cfg.SecretKey.Reveal()),
 		http:        hc,
 		now:         time.Now,
 	}, nil
@@ -132,7 +134,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 		}
 		return providers.Result{}, e
 	}
-	return parse(raw, resp.StatusCode, c.secretKey.Reveal())
+	return parse(raw, resp.StatusCode, c.answerMACs)
 }
 
 // pathSegment escapes a reference as exactly one path segment. A reference
@@ -452,8 +454,8 @@ func (b *billItem) add(bill *providers.Details) {
 }
 
 // parse reads a status response body (HTTP 2xx) and authenticates it with
-// secretKey.
-func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, error) {
+// the secret key macs are keyed with.
+func parse(raw []byte, httpStatus int, macs *answerMACs) (providers.Result, error) {
 	var r statusResponse
 	if e := providers.Decode(Name, httpStatus, raw, &r, r.member); e != nil {
 		return providers.Result{}, e
@@ -489,7 +491,7 @@ func parse(raw []byte, httpStatus int, secretKey string) (providers.Result, erro
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "transaction is not an object")
 	}
 	tx := &r.Transaction.transaction
-	sigErr := verify(secretKey, code, tx, r.Signature)
+	sigErr := verify(macs, code, tx, r.Signature)
 	if sigErr != nil && v.state != providers.StatePending {
 		// Success, failed and not found settle the payment or lead to it.
 		// Nothing of an unauthenticated body is passed on, not even its

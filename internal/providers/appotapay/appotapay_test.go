@@ -43,6 +43,9 @@ const (
 
 var vectorTime = time.Unix(1614225624, 0)
 
+// testMACs verify answers signed with testSecret.
+var testMACs = newAnswerMACs(testSecret)
+
 func TestToken(t *testing.T) {
 	// providers.md §4.2, computed independently of this code; its header
 	// has the member order of AppotaPay's docs.
@@ -118,7 +121,7 @@ func TestSignatureVectors(t *testing.T) {
 	if got := string(signedMessage(nil, code, &r.Transaction.transaction)); got != wantString {
 		t.Errorf("signedMessage = %q, want %q", got, wantString)
 	}
-	if err := verify(testSecret, code, &r.Transaction.transaction, r.Signature); err != nil {
+	if err := verify(testMACs, code, &r.Transaction.transaction, r.Signature); err != nil {
 		t.Errorf("verify: %v", err)
 	}
 }
@@ -219,7 +222,7 @@ func TestSeedResponses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			got, err := parse(mustRead(t, tc.file), 200, testSecret)
+			got, err := parse(mustRead(t, tc.file), 200, testMACs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -346,7 +349,7 @@ func TestUntrustworthyAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := parse(tc.body, 200, testSecret)
+			res, err := parse(tc.body, 200, testMACs)
 			if err == nil {
 				t.Fatalf("parse accepted an answer it must not trust: %+v", res)
 			}
@@ -401,7 +404,7 @@ func TestLookAlikeAndRepeatedMembers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parse(tc.body, 200, testSecret)
+			got, err := parse(tc.body, 200, testMACs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -452,7 +455,7 @@ func TestBillDetailShapes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			body := `{"errorCode":0,"message":"Success","billDetail":` + tc.billDetail + `,"transaction":` + seedTx + `,"signature":"` + seedSig + `"}`
-			got, err := parse([]byte(body), 200, testSecret)
+			got, err := parse([]byte(body), 200, testMACs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -616,7 +619,7 @@ func TestPendingSignature(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parse(tc.body, 200, testSecret)
+			got, err := parse(tc.body, 200, testMACs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -644,7 +647,7 @@ func TestTolerantTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := parse(body, 200, testSecret)
+	got, err := parse(body, 200, testMACs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -726,7 +729,7 @@ func TestCodeTable(t *testing.T) {
 				"errorCode": row.code, "message": "M", "transaction": tx,
 				"signature": sign(testSecret, signedFields(code, tx)),
 			})
-			res, err := parse(body, 200, testSecret)
+			res, err := parse(body, 200, testMACs)
 			if row.cause == nil {
 				if err != nil {
 					t.Fatalf("parse: %v", err)
@@ -898,7 +901,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"errorCode":34,"billDetail":"[{\"amount\":\"1\"}]"}`))
 	f.Add([]byte(`{"errorCode":36,"signature":"42c311c0b4435e3990325b1fdfee56268091d0b6f5c97117039ae3ab17416a44"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		res, err := parse(body, 200, testSecret)
+		res, err := parse(body, 200, testMACs)
 		if err != nil {
 			var pe *providers.Error
 			if !errors.As(err, &pe) {
@@ -1083,7 +1086,7 @@ func rawTx(t *testing.T, m map[string]any) map[string]json.RawMessage {
 
 func mustParse(t *testing.T, body []byte) providers.Result {
 	t.Helper()
-	res, err := parse(body, 200, testSecret)
+	res, err := parse(body, 200, testMACs)
 	if err != nil {
 		t.Fatal(err)
 	}

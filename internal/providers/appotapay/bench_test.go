@@ -29,7 +29,7 @@ func BenchmarkVerify(b *testing.B) {
 	code, _ := r.ErrorCode.Get()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := verify(testSecret, code, &r.Transaction.transaction, r.Signature); err != nil {
+		if err := verify(testMACs, code, &r.Transaction.transaction, r.Signature); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -41,7 +41,7 @@ func BenchmarkParseSuccess(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := parse(body, 200, testSecret); err != nil {
+		if _, err := parse(body, 200, testMACs); err != nil {
 			b.Fatal(err)
 		}
 	}
