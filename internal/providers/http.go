@@ -22,6 +22,12 @@ import (
 // largest documented status response is a few KiB.
 const MaxBodyBytes = 1 << 20
 
+// ApplicationJSON is the Content-Type and Accept value of the providers'
+// calls, one slice shared by all of them instead of one allocated per
+// header per call: a transport never modifies a request's headers, and
+// nothing else may.
+var ApplicationJSON = []string{"application/json"}
+
 // NewHTTPClient returns the client the providers share: one attempt per call
 // bounded by timeout, connection reuse sized for maxConns concurrent checks,
 // no redirects (a status API that redirects is misconfigured, and following

@@ -103,7 +103,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 		e.Kind = providers.BadRequest
 		return providers.Result{}, e
 	}
-	tok, err := c.requestToken(c.now())
+	auth, err := c.authHeader(c.now())
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "sign request token")
 	}
@@ -113,9 +113,9 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	}
 	// Canonical keys, assigned: Header.Set would canonicalise them on
 	// every call.
-	req.Header["X-Appotapay-Auth"] = []string{"Bearer " + tok}
-	req.Header["Content-Type"] = []string{"application/json"}
-	req.Header["Accept"] = []string{"application/json"}
+	req.Header["X-Appotapay-Auth"] = auth
+	req.Header["Content-Type"] = providers.ApplicationJSON
+	req.Header["Accept"] = providers.ApplicationJSON
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)

@@ -64,29 +64,33 @@ func token(partnerCode, apiKey, secretKey string, now time.Time) (string, error)
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
-// mintedToken is a request token and the time it was minted at.
+// mintedToken is a request token, as the X-APPOTAPAY-AUTH header's value
+// ("Bearer " and the token), and the time it was minted at. The header
+// value is shared by every call that sends the token, none of which
+// modifies it.
 type mintedToken struct {
-	value  string
+	header []string
 	minted time.Time
 }
 
-// requestToken returns the X-APPOTAPAY-AUTH token for a call at now: the
-// last one minted, while it is younger than tokenReuse, or a new one.
+// authHeader returns the X-APPOTAPAY-AUTH header for a call at now: the
+// last token minted, while it is younger than tokenReuse, or a new one.
 // Concurrent calls may each mint one; every one of them is valid.
-func (c *Client) requestToken(now time.Time) (string, error) {
+func (c *Client) authHeader(now time.Time) ([]string, error) {
 	if t := c.lastToken.Load(); t != nil {
 		// A negative age is a clock set back: re-mint, as the old token's
 		// jti and exp are ahead of it.
 		if age := now.Sub(t.minted); age >= 0 && age < tokenReuse {
-			return t.value, nil
+			return t.header, nil
 		}
 	}
 	tok, err := token(c.partnerCode, c.apiKey.Reveal(), c.secretKey.Reveal(), now)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	c.lastToken.Store(&mintedToken{value: tok, minted: now})
-	return tok, nil
+	header := []string{"Bearer " + tok}
+	c.lastToken.Store(&mintedToken{header: header, minted: now})
+	return header, nil
 }
 
 // signedMessage appends to dst the string a status (or pay) response

@@ -60,10 +60,12 @@ type Config struct {
 // Client implements providers.Provider for Ayopop.
 type Client struct {
 	endpoint string
-	version  string
-	key      string
-	http     *http.Client
-	now      func() time.Time
+	// The KEY and VERSION headers' values, shared by every call, which
+	// never modifies them.
+	keyHeader, versionHeader []string
+	key                      string
+	http                     *http.Client
+	now                      func() time.Time
 	// macs holds HMAC-SHA256 hashes keyed with the API secret, for the
 	// TOKEN: keying a new one for each call doubled the cost of signing.
 	macs sync.Pool
@@ -101,11 +103,12 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		endpoint: endpoint,
-		version:  version,
-		key:      cfg.APIKey.Reveal(),
-		http:     hc,
-		now:      time.Now,
+		endpoint:      endpoint,
+		keyHeader:     []string{cfg.APIKey.Reveal()},
+		versionHeader: []string{version},
+		key:           cfg.APIKey.Reveal(),
+		http:          hc,
+		now:           time.Now,
 	}
 	secret := []byte(cfg.APISecret.Reveal())
 	c.macs.New = func() any { return hmac.New(sha256.New, secret) }
@@ -242,11 +245,11 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	}
 	// The keys are written in canonical form: Header.Set would canonicalise
 	// them again on every call.
-	req.Header["Key"] = []string{c.key}
+	req.Header["Key"] = c.keyHeader
 	req.Header["Token"] = []string{tok}
-	req.Header["Version"] = []string{c.version}
-	req.Header["Content-Type"] = []string{"application/json"}
-	req.Header["Accept"] = []string{"application/json"}
+	req.Header["Version"] = c.versionHeader
+	req.Header["Content-Type"] = providers.ApplicationJSON
+	req.Header["Accept"] = providers.ApplicationJSON
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)

@@ -162,8 +162,8 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	}
 	// Canonical keys, assigned: Header.Set would canonicalise them on
 	// every call.
-	req.Header["Content-Type"] = []string{"application/json"}
-	req.Header["Accept"] = []string{"application/json"}
+	req.Header["Content-Type"] = providers.ApplicationJSON
+	req.Header["Accept"] = providers.ApplicationJSON
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)
