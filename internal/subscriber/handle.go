@@ -37,7 +37,9 @@ func (d *delivery) log() *slog.Logger {
 
 // handle takes one delivery to its end: an event published and the
 // request acknowledged, a dead letter stored and the request terminated,
-// or the request parked until its next check.
+// or the request parked until its next check. ctx must be one that
+// shutdown does not cancel: cutting off a check only wastes the call, and
+// cutting off a publish leaves the request to come back after AckWait.
 func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -54,24 +56,15 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		base:        s.log,
 	}
 	s.perReq.deliveries.With(s.label(provider)).Inc()
-	// Shutdown cuts neither the check nor the publish short (cutting off
-	// a check only wastes the call), so each step's deadline hangs off a
-	// parent without cancellation: RequestTimeout for the check, which the
-	// providers' HTTP client then uses as its own bound, and PublishTimeout
-	// for the publish and ack. Under a parent that cannot be cancelled, a
-	// deadline registers with nothing; one deadline over the whole delivery
-	// had every step's context register as its child.
-	base := context.WithoutCancel(ctx)
-
 	req, derr := decodeRequest(msg.Data(), token)
 	switch {
 	case derr != nil && derr.DeadLetter != "":
-		s.deadLetter(base, d, derr)
+		s.deadLetter(ctx, d, derr)
 		return
 	case derr != nil:
 		d.requestID = derr.Partial.RequestID
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
-		s.publishAndAck(base, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
+		s.publishAndAck(ctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
 		return
 	}
 	d.requestID = req.RequestID
@@ -80,11 +73,11 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case !known:
 		d.log().Warn("request rejected", "reason", publisher.ReasonUnknownProvider)
-		s.publishAndAck(base, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
+		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonUnknownProvider))
 		return
 	case client == nil:
 		d.log().Warn("request rejected", "reason", publisher.ReasonProviderNotConfigured)
-		s.publishAndAck(base, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
+		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
 		return
 	}
 	deadline := req.Deadline
@@ -92,12 +85,18 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		deadline = d.requestedAt.Add(s.cfg.MaxWait)
 	} else if deadline.After(d.requestedAt.Add(s.cfg.MaxDeadline)) {
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", "deadline is further than BRIDGE_MAX_DEADLINE after publish")
-		s.publishAndAck(base, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
+		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
 		return
 	}
 
+	// Each step has a deadline of its own under ctx: RequestTimeout for
+	// the check, which the providers' HTTP client then uses as its own
+	// bound, and PublishTimeout for the publish and ack. Under a parent
+	// that cannot be cancelled, a deadline registers with nothing; one
+	// deadline over the whole delivery had every step's context register
+	// as its child.
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(base, s.cfg.RequestTimeout)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	res, err := client.Status(cctx, providers.Query{Reference: req.Reference})
 	cancel()
 	s.perReq.checkDuration.With(provider).Observe(time.Since(start).Seconds())
@@ -149,7 +148,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 			data.ProviderMessage = pe.Message
 		}
 	}
-	s.publishAndAck(base, d, data)
+	s.publishAndAck(ctx, d, data)
 }
 
 // rejected is the event data of a request that cannot be checked.
@@ -167,12 +166,12 @@ func (s *Subscriber) rejected(d delivery, req Request, reason string) publisher.
 }
 
 // publishAndAck publishes the event and, once JetStream acknowledged it,
-// acknowledges the request, within PublishTimeout under base. When the
+// acknowledges the request, within PublishTimeout under ctx. When the
 // publish fails the request is parked briefly and handled again from the
 // start: the event id is the same, so a publish that in fact landed is
 // deduplicated.
-func (s *Subscriber) publishAndAck(base context.Context, d delivery, data publisher.Data) {
-	dctx, cancel := context.WithTimeout(base, s.cfg.PublishTimeout)
+func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publisher.Data) {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	ev := publisher.NewEvent(data)
 	dup, err := s.pub.Publish(dctx, topology.ResolvedSubject(d.provider, data.Status), ev)
@@ -228,9 +227,9 @@ func (s *Subscriber) logResolved(ctx context.Context, d delivery, data publisher
 }
 
 // deadLetter stores an unreadable request on status.deadletter.<provider>
-// and terminates it, within PublishTimeout under base.
-func (s *Subscriber) deadLetter(base context.Context, d delivery, derr *decodeError) {
-	dctx, cancel := context.WithTimeout(base, s.cfg.PublishTimeout)
+// and terminates it, within PublishTimeout under ctx.
+func (s *Subscriber) deadLetter(ctx context.Context, d delivery, derr *decodeError) {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	err := s.pub.PublishDeadLetter(dctx, publisher.DeadLetter{
 		Subject:          topology.DeadLetterSubject(d.provider),

@@ -250,8 +250,9 @@ func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, 
 // work handles the deliveries consume hands over, one at a time, and
 // frees their slots.
 func (s *Subscriber) work(ctx context.Context, work <-chan jetstream.Msg, sem <-chan struct{}, wg *sync.WaitGroup) {
+	base := context.WithoutCancel(ctx) // see handle
 	for msg := range work {
-		s.handle(ctx, msg)
+		s.handle(base, msg)
 		s.m.InFlight.Add(-1)
 		<-sem
 		wg.Done()
