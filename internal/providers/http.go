@@ -28,6 +28,13 @@ const MaxBodyBytes = 1 << 20
 // nothing else may.
 var ApplicationJSON = []string{"application/json"}
 
+// IdentityEncoding is the Accept-Encoding value of the providers' calls,
+// shared as ApplicationJSON is. The transport asks for no compression
+// (see NewHTTPClient), and a request that names no encoding would let a
+// server pick any (RFC 9110 §12.5.3); this one names the only encoding
+// the parsers read.
+var IdentityEncoding = []string{"identity"}
+
 // NewHTTPClient returns the client the providers share: one attempt per call
 // bounded by timeout, connection reuse sized for maxConns concurrent checks,
 // no redirects (a status API that redirects is misconfigured, and following

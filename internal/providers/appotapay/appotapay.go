@@ -116,6 +116,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	req.Header["X-Appotapay-Auth"] = auth
 	req.Header["Content-Type"] = providers.ApplicationJSON
 	req.Header["Accept"] = providers.ApplicationJSON
+	req.Header["Accept-Encoding"] = providers.IdentityEncoding
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)

@@ -146,7 +146,7 @@ func TestRequestGolden(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Method, got.Path, got.BodyBytes = r.Method, r.URL.EscapedPath(), r.ContentLength
 		got.Headers = map[string]string{}
-		for _, name := range []string{"Accept", "Content-Type", "X-Appotapay-Auth"} {
+		for _, name := range []string{"Accept", "Accept-Encoding", "Content-Type", "X-Appotapay-Auth"} {
 			got.Headers[name] = r.Header.Get(name)
 		}
 		_, _ = w.Write(mustRead(t, "seed_success.json"))

@@ -250,6 +250,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	req.Header["Version"] = c.versionHeader
 	req.Header["Content-Type"] = providers.ApplicationJSON
 	req.Header["Accept"] = providers.ApplicationJSON
+	req.Header["Accept-Encoding"] = providers.IdentityEncoding
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)

@@ -75,7 +75,7 @@ func TestRequestGolden(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				got = capturedRequest{Method: r.Method, Path: r.URL.Path, Body: string(body), Headers: map[string]string{}}
-				for _, h := range []string{"KEY", "TOKEN", "VERSION", "Content-Type", "Accept"} {
+				for _, h := range []string{"KEY", "TOKEN", "VERSION", "Content-Type", "Accept", "Accept-Encoding"} {
 					got.Headers[h] = r.Header.Get(h)
 				}
 				_, _ = w.Write(mustRead(t, "seed_callback_success.json"))

@@ -164,6 +164,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	// every call.
 	req.Header["Content-Type"] = providers.ApplicationJSON
 	req.Header["Accept"] = providers.ApplicationJSON
+	req.Header["Accept-Encoding"] = providers.IdentityEncoding
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)

@@ -57,6 +57,9 @@ func TestRequestGolden(t *testing.T) {
 	if ct := header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)
 	}
+	if ae := header.Get("Accept-Encoding"); ae != "identity" {
+		t.Errorf("Accept-Encoding = %q, want identity: the parsers read uncompressed bodies", ae)
+	}
 	golden(t, "checkstatus_request.golden.json", got)
 }
 
