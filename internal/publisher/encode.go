@@ -218,8 +218,9 @@ func sortedKeys(m map[string]string, keys []string) []string {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // isNumber reports whether s is a JSON number literal (RFC 8259 §6):
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?. FuzzEncode holds it to
-// encoding/json, which refuses to write anything else as a json.Number.
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?. FuzzIsNumber holds it
+// to encoding/json.Valid, and FuzzEncode to encoding/json, which refuses
+// to write anything else as a json.Number.
 func isNumber(s string) bool {
 	i := 0
 	if i < len(s) && s[i] == '-' {
