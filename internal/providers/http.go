@@ -22,18 +22,25 @@ import (
 // largest documented status response is a few KiB.
 const MaxBodyBytes = 1 << 20
 
-// ApplicationJSON is the Content-Type and Accept value of the providers'
-// calls, one slice shared by all of them instead of one allocated per
-// header per call: a transport never modifies a request's headers, and
-// nothing else may.
-var ApplicationJSON = []string{"application/json"}
+// SetJSONHeaders sets the headers every provider call carries:
+// Content-Type and Accept application/json, and Accept-Encoding identity.
+// The transport asks for no compression (see NewHTTPClient), and a
+// request that names no encoding would let a server pick any (RFC 9110
+// §12.5.3); identity is the only encoding the parsers read. The values
+// are slices shared by every call rather than allocated per header per
+// call: a transport never modifies a request's headers.
+func SetJSONHeaders(h http.Header) {
+	// Canonical keys, assigned: Header.Set would canonicalise them on
+	// every call.
+	h["Content-Type"] = applicationJSON
+	h["Accept"] = applicationJSON
+	h["Accept-Encoding"] = identityEncoding
+}
 
-// IdentityEncoding is the Accept-Encoding value of the providers' calls,
-// shared as ApplicationJSON is. The transport asks for no compression
-// (see NewHTTPClient), and a request that names no encoding would let a
-// server pick any (RFC 9110 §12.5.3); this one names the only encoding
-// the parsers read.
-var IdentityEncoding = []string{"identity"}
+var (
+	applicationJSON  = []string{"application/json"}
+	identityEncoding = []string{"identity"}
+)
 
 // NewHTTPClient returns the client the providers share: one attempt per call
 // bounded by timeout, connection reuse sized for maxConns concurrent checks,

@@ -55,7 +55,6 @@ func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (dupl
 	// The headers WithMsgID and WithExpectStream would set, written
 	// directly: the options cost a closure and a pass over them per publish.
 	out.id[0] = ev.ID
-	out.header["Content-Type"] = contentTypeHeader
 	out.header[jetstream.MsgIDHeader] = out.id[:]
 	out.header[jetstream.ExpectedStreamHeader] = p.eventsStreamHeader
 	out.msg = nats.Msg{Subject: subject, Data: body, Header: out.header}
@@ -75,12 +74,12 @@ func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (dupl
 type outgoing struct {
 	enc    encoder
 	msg    nats.Msg
-	header nats.Header // the same three keys every time
+	header nats.Header // Content-Type, and the id and stream set per publish
 	id     [1]string
 }
 
 var outgoings = sync.Pool{New: func() any {
-	return &outgoing{enc: encoder{buf: make([]byte, 0, 2048)}, header: make(nats.Header, 3)}
+	return &outgoing{enc: encoder{buf: make([]byte, 0, 2048)}, header: nats.Header{"Content-Type": contentTypeHeader}}
 }}
 
 // DeadLetter is a request too broken to answer.

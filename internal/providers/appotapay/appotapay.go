@@ -114,9 +114,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	// Canonical keys, assigned: Header.Set would canonicalise them on
 	// every call.
 	req.Header["X-Appotapay-Auth"] = auth
-	req.Header["Content-Type"] = providers.ApplicationJSON
-	req.Header["Accept"] = providers.ApplicationJSON
-	req.Header["Accept-Encoding"] = providers.IdentityEncoding
+	providers.SetJSONHeaders(req.Header)
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)

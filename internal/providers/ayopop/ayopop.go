@@ -248,9 +248,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	req.Header["Key"] = c.keyHeader
 	req.Header["Token"] = []string{tok}
 	req.Header["Version"] = c.versionHeader
-	req.Header["Content-Type"] = providers.ApplicationJSON
-	req.Header["Accept"] = providers.ApplicationJSON
-	req.Header["Accept-Encoding"] = providers.IdentityEncoding
+	providers.SetJSONHeaders(req.Header)
 
 	buf := providers.GetBuffer()
 	defer providers.PutBuffer(buf)
