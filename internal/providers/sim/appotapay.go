@@ -43,7 +43,10 @@ func (s *Server) serveAppotaPay(w http.ResponseWriter, r *http.Request) {
 		appotaPayUnauthorized(w, code, message)
 		return
 	}
-	o := s.next(AppotaPay, ref)
+	o, ok := s.admit(w, r, AppotaPay, ref)
+	if !ok {
+		return
+	}
 	if s.serveGeneric(w, r, o) {
 		return
 	}

@@ -86,7 +86,10 @@ func (s *Server) serveAyopop(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	o := s.next(Ayopop, ref)
+	o, ok := s.admit(w, r, Ayopop, ref)
+	if !ok {
+		return
+	}
 	if s.serveGeneric(w, r, o) {
 		return
 	}

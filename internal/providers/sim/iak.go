@@ -42,7 +42,10 @@ func (s *Server) serveIAK(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	o := s.next(IAK, req.RefID)
+	o, ok := s.admit(w, r, IAK, req.RefID)
+	if !ok {
+		return
+	}
 	if s.serveGeneric(w, r, o) {
 		return
 	}

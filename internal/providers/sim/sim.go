@@ -13,13 +13,27 @@
 //	PUT  /_sim/scripts/{provider}/{reference}                     set a script: {"steps":["pending","success"]}
 //	GET  /_sim/calls/{provider}/{reference}                       {"calls":n}
 //	GET  /_sim/stats                                               calls per provider
-//	DELETE /_sim/scripts                                           forget all scripts and counts
+//	GET  /_sim/stats/{provider}                                    ProviderStats: calls, refusals, peak calls per second, references
+//	PUT  /_sim/profiles/{provider}                                 set a capacity Profile, e.g. {"latency":"250ms","rate_limit":50}
+//	GET  /_sim/profiles/{provider}                                 the Profile, its outage as outage_from and outage_until
+//	DELETE /_sim/scripts                                           forget all scripts and counts (not the profiles)
 //
 // A reference without a script set through the API is read as a script
 // itself when it looks like one: steps separated by commas, each an Outcome
 // optionally repeated with *n, then optionally '#' and anything, e.g.
 // "pending*3,success#order-7781". The last step repeats forever. Any other
 // reference gets the server's default script.
+//
+// Each provider has a capacity Profile (latency, rate limit, outage), set
+// with SetProfile, WithProfiles, the flags of RegisterCapacityFlags or
+// PUT /_sim/profiles/{provider}. Its members are "latency", "jitter",
+// "retry_after" and "outage_retry_after" (Go durations), "rate_limit"
+// (calls per second), and the outage: "outage_after" (default 0) and
+// "outage_for" from now, or "outage_from" and "outage_until" (RFC 3339),
+// e.g. {"latency":"250ms","jitter":"50ms","rate_limit":50,"retry_after":"1s",
+// "outage_after":"10s","outage_for":"60s"}. Unknown members and bad values
+// get HTTP 400. A PUT replaces the whole profile: one without outage
+// members ends an outage.
 package sim
 
 import (
@@ -121,9 +135,10 @@ type Server struct {
 	hangFor       time.Duration
 	mux           *http.ServeMux
 
-	mu     sync.Mutex
-	refs   map[refKey]*refState
-	totals map[string]int
+	mu       sync.Mutex
+	refs     map[refKey]*refState
+	totals   map[string]int
+	capacity map[string]*capacity // per provider, fixed at New
 }
 
 type refKey struct{ provider, reference string }
@@ -132,6 +147,7 @@ type refState struct {
 	steps []Outcome   // nil: parse from the reference or use the default
 	calls int         // authenticated calls that consumed a step
 	times []time.Time // when each of those calls arrived
+	asked int         // authenticated calls, refused ones included
 }
 
 // Option configures a Server.
@@ -159,6 +175,10 @@ func New(creds Credentials, opts ...Option) *Server {
 		hangFor:       2 * time.Minute,
 		refs:          map[refKey]*refState{},
 		totals:        map[string]int{},
+		capacity:      map[string]*capacity{},
+	}
+	for _, p := range providerNames {
+		s.capacity[p] = &capacity{profile: Profile{RetryAfter: time.Second}}
 	}
 	for _, o := range opts {
 		o(s)
@@ -172,6 +192,9 @@ func New(creds Credentials, opts ...Option) *Server {
 	m.HandleFunc("PUT /_sim/scripts/{provider}/{reference}", s.putScript)
 	m.HandleFunc("GET /_sim/calls/{provider}/{reference}", s.getCalls)
 	m.HandleFunc("GET /_sim/stats", s.getStats)
+	m.HandleFunc("GET /_sim/stats/{provider}", s.getProviderStats)
+	m.HandleFunc("PUT /_sim/profiles/{provider}", s.putProfile)
+	m.HandleFunc("GET /_sim/profiles/{provider}", s.getProfile)
 	m.HandleFunc("DELETE /_sim/scripts", s.reset)
 	s.mux = m
 	return s
@@ -227,8 +250,9 @@ func (s *Server) state(provider, reference string) *refState {
 	return st
 }
 
-// next consumes the next scripted outcome of an authenticated check.
-func (s *Server) next(provider, reference string) Outcome {
+// next consumes the next scripted outcome of an authenticated check that
+// arrived at at.
+func (s *Server) next(provider, reference string, at time.Time) Outcome {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state(provider, reference)
@@ -242,7 +266,7 @@ func (s *Server) next(provider, reference string) Outcome {
 	}
 	i := min(st.calls, len(steps)-1)
 	st.calls++
-	st.times = append(st.times, s.now())
+	st.times = append(st.times, at)
 	s.totals[provider]++
 	return steps[i]
 }
@@ -386,6 +410,9 @@ func (s *Server) reset(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	s.refs = map[refKey]*refState{}
 	s.totals = map[string]int{}
+	for _, c := range s.capacity {
+		*c = capacity{profile: c.profile}
+	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
