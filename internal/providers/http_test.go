@@ -10,43 +10,36 @@ import (
 	"time"
 )
 
-func TestExchangeReadsIntoARecycledBuffer(t *testing.T) {
-	bodies := map[string]string{"/small": `{"a":1}`, "/large": strings.Repeat("x", MaxBodyBytes+1)}
+func TestExchangeBoundsTheBody(t *testing.T) {
+	bodies := map[string]string{"/small": `{"a":1}`, "/limit": strings.Repeat(" ", MaxBodyBytes), "/large": strings.Repeat("x", MaxBodyBytes+1)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(bodies[r.URL.Path]))
 	}))
 	defer srv.Close()
 	hc := NewHTTPClient(5*time.Second, 1)
-	get := func(path string) *http.Request {
+	exchange := func(path string) ([]byte, error) {
 		req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return req
+		_, body, err := Exchange(hc, req, "test", time.Now)
+		return body, err
 	}
 
-	buf := GetBuffer()
-	buf.WriteString("left over from an earlier body")
-	_, body, err := Exchange(hc, get("/small"), "test", buf)
-	if err != nil || string(body) != `{"a":1}` {
-		t.Fatalf("Exchange = %q, %v; want the body alone", body, err)
+	if body, err := exchange("/small"); err != nil || string(body) != `{"a":1}` {
+		t.Fatalf("Exchange = %q, %v; want the body", body, err)
 	}
-	PutBuffer(buf)
-
-	buf = GetBuffer()
-	_, body, err = Exchange(hc, get("/large"), "test", buf)
+	if body, err := exchange("/limit"); err != nil || len(body) != MaxBodyBytes {
+		t.Fatalf("Exchange of a body of MaxBodyBytes = %d bytes, %v; want all of it", len(body), err)
+	}
+	body, err := exchange("/large")
 	if !errors.Is(err, ErrBadResponse) || body != nil || strings.Contains(err.Error(), "xxx") {
 		t.Fatalf("Exchange of a body over MaxBodyBytes = %d bytes, %v; want ErrBadResponse without content", len(body), err)
 	}
-	if buf.Cap() <= maxPooledBuffer {
-		t.Fatalf("the buffer holds %d bytes after a large body; want more than %d", buf.Cap(), maxPooledBuffer)
-	}
-	PutBuffer(buf) // dropped, not pooled: the pool keeps small buffers only
 }
 
 // A body that never finishes is cut off by the client's Timeout whatever
-// deadline the caller's context has: none, a later one, or one within the
-// Timeout (which Exchange then uses without a timer of its own).
+// deadline the caller's context has: none, a later one, or the Timeout.
 func TestExchangeIsBoundedByTheClientTimeout(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -77,9 +70,7 @@ func TestExchangeIsBoundedByTheClientTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			buf := GetBuffer()
-			defer PutBuffer(buf)
-			_, _, err = Exchange(hc, req, "test", buf)
+			_, _, err = Exchange(hc, req, "test", time.Now)
 			if !errors.Is(err, ErrTransport) {
 				t.Fatalf("Exchange of a stalled body = %v; want ErrTransport", err)
 			}

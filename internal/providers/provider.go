@@ -8,8 +8,6 @@ package providers
 import (
 	"context"
 	"encoding/json"
-	"strings"
-	"unicode/utf8"
 )
 
 // Provider reports the state of one payment at one provider.
@@ -88,75 +86,7 @@ type Result struct {
 	Currency string
 
 	// Details is a JSON object of provider-specific members of the answer
-	// worth passing on (written with Details), or nil. It never holds
+	// worth passing on (encoded by Details), or nil. It never holds
 	// credentials.
 	Details json.RawMessage
-}
-
-// Scalar reads a JSON string or number as a string, for provider fields whose
-// documented type is not always the type sent. ok is false for anything else,
-// including null and absent fields.
-func Scalar(raw json.RawMessage) (s string, ok bool) {
-	if len(raw) == 0 {
-		return "", false
-	}
-	switch raw[0] {
-	case '"':
-		if plain, ok := plainString(raw); ok {
-			return plain, true
-		}
-		// A local, not the named result: taking the result's address
-		// would move it to the heap on every call, fast path included.
-		var decoded string
-		if err := json.Unmarshal(raw, &decoded); err != nil {
-			return "", false
-		}
-		return decoded, true
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		// A valid number literal is its own text, as json.Number keeps it.
-		if last := raw[len(raw)-1]; last < '0' || last > '9' || !json.Valid(raw) {
-			return "", false
-		}
-		return string(raw), true
-	}
-	return "", false
-}
-
-// plainString reads a JSON string that needs no decoding: quoted, valid
-// UTF-8, without escapes, quotes or control characters inside. Most
-// provider fields are such strings, and this skips a full json.Unmarshal.
-func plainString(raw json.RawMessage) (string, bool) {
-	if len(raw) < 2 || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if c < 0x20 || c == '"' || c == '\\' {
-			return "", false
-		}
-	}
-	if !utf8.Valid(inner) {
-		return "", false
-	}
-	return string(inner), true
-}
-
-// isDecimal accepts an optional minus sign, digits, and an optional
-// fraction: what an amount may look like, and nothing JSON would misread.
-func isDecimal(s string) bool {
-	if len(s) > 0 && s[0] == '-' {
-		s = s[1:]
-	}
-	whole, frac, hasFrac := strings.Cut(s, ".")
-	if whole == "" || (hasFrac && frac == "") || len(s) > 32 {
-		return false
-	}
-	for _, part := range []string{whole, frac} {
-		for _, c := range part {
-			if c < '0' || c > '9' {
-				return false
-			}
-		}
-	}
-	return !(len(whole) > 1 && whole[0] == '0')
 }

@@ -2,17 +2,21 @@ package providers
 
 import (
 	"encoding/json"
+	"regexp"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// Text is a provider member whose documented type is not always the type
-// sent (IAK writes status as 1 or "1"): a JSON string or number, read as
-// its text as Scalar does. Any other value, null included, leaves it
-// unset rather than failing the whole response: a member of an odd type
-// decides nothing by itself. It is meant for response structs decoded by
-// DecodeJSON, which reads it straight from the body without a copy of the
-// raw member, or read member by member with SetJSON.
+// The types below read the members of a provider answer whose type is not
+// always the documented one. A member of an unexpected kind, null
+// included, leaves them unset rather than failing the whole answer: it
+// decides nothing by itself, and what does decide a verdict is checked
+// after decoding. Each is written back in its documented form, and an
+// unset one is left out by omitzero (see Details).
+
+// Text is a JSON string or number (IAK writes status as 1 or "1"), kept as
+// its text: a string decoded, a number by its literal. It is written as a
+// JSON string.
 type Text struct {
 	s     string
 	valid bool
@@ -20,64 +24,93 @@ type Text struct {
 
 // UnmarshalJSONFrom reads one value of any kind from dec.
 func (t *Text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	raw, err := dec.ReadValue()
+	*t = Text{}
+	if k := dec.PeekKind(); k != '"' && k != '0' {
+		return dec.SkipValue()
+	}
+	tok, err := dec.ReadToken()
 	if err != nil {
 		return err
 	}
-	t.s, t.valid = Scalar(json.RawMessage(raw))
+	*t = Text{s: tok.String(), valid: true}
 	return nil
 }
 
-// SetJSON sets t from raw, a member's value in text that ObjectText
-// returned, as UnmarshalJSONFrom would: a string that needs no decoding,
-// or a number (valid, since the whole text was), is taken as a substring
-// of raw without a copy.
-func (t *Text) SetJSON(raw string) {
-	switch raw[0] {
-	case '"':
-		if plainJSONString(raw) {
-			*t = Text{s: raw[1 : len(raw)-1], valid: true}
-			return
-		}
-		t.s, t.valid = Scalar(json.RawMessage(raw))
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		*t = Text{s: raw, valid: true}
-	default:
-		*t = Text{}
-	}
+// MarshalJSONTo writes t as a JSON string.
+func (t Text) MarshalJSONTo(enc *jsontext.Encoder) error {
+	return enc.WriteToken(jsontext.String(t.s))
 }
+
+// IsZero reports whether t is unset.
+func (t Text) IsZero() bool { return !t.valid }
 
 // Get returns the text and whether the member was a string or a number.
 func (t Text) Get() (string, bool) { return t.s, t.valid }
 
-// String returns the text, or "" when the member was absent or of
-// another kind.
+// String returns the text, or "" when t is unset.
 func (t Text) String() string { return t.s }
 
-// Amount returns the text as a json.Number when it is a plain decimal
-// number (written as a JSON number or a string): what an amount may look
-// like, and nothing JSON would misread.
-func (t Text) Amount() (json.Number, bool) {
-	if !t.valid || !isDecimal(t.s) {
-		return "", false
+// Amount returns t as an Amount, unset unless t is a plain decimal.
+func (t Text) Amount() Amount {
+	if !t.valid || len(t.s) > 32 || !plainDecimal.MatchString(t.s) {
+		return Amount{}
 	}
-	return json.Number(t.s), true
+	return Amount{json.Number(t.s)}
 }
 
-// AppendJSONString appends s quoted as encoding/json quotes it, for
-// request bodies built without reflection that must keep its bytes. Printable
-// ASCII other than " \ < > & goes out as it is, and references are such
-// text. Anything else goes through json.Marshal: a reference is hostile
-// input, and encoding/json's escaping of it (HTML characters, U+2028 and
-// U+2029, invalid UTF-8) is not jsontext.AppendQuote's.
-func AppendJSONString(dst []byte, s string) []byte {
-	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			quoted, _ := json.Marshal(s) // a string always encodes
-			return append(dst, quoted...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
+// plainDecimal is what an amount may look like: an optional minus sign,
+// digits without a leading zero, an optional fraction. No exponent, and
+// nothing a reader of the number could take for another value.
+var plainDecimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
+
+// Amount is a sum of money, written as a JSON number or a string: the text
+// of a plain decimal, as the provider wrote it. It is written as a JSON
+// number.
+type Amount struct{ n json.Number }
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (a *Amount) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var t Text
+	err := t.UnmarshalJSONFrom(dec)
+	*a = t.Amount()
+	return err
 }
+
+// MarshalJSONTo writes a as a JSON number.
+func (a Amount) MarshalJSONTo(enc *jsontext.Encoder) error {
+	return enc.WriteValue(jsontext.Value(a.n))
+}
+
+// IsZero reports whether a is unset.
+func (a Amount) IsZero() bool { return a.n == "" }
+
+// Number returns the amount as Result.Amount holds it, "" when unset.
+func (a Amount) Number() json.Number { return a.n }
+
+// Bool is a JSON boolean; any other value leaves it unset.
+type Bool struct{ value, valid bool }
+
+// UnmarshalJSONFrom reads one value of any kind from dec.
+func (b *Bool) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*b = Bool{}
+	if k := dec.PeekKind(); k != 't' && k != 'f' {
+		return dec.SkipValue()
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	*b = Bool{value: tok.Bool(), valid: true}
+	return nil
+}
+
+// MarshalJSONTo writes b as a JSON boolean.
+func (b Bool) MarshalJSONTo(enc *jsontext.Encoder) error {
+	return enc.WriteToken(jsontext.Bool(b.value))
+}
+
+// IsZero reports whether b is unset.
+func (b Bool) IsZero() bool { return !b.valid }
+
+// Get returns the value and whether the member was a boolean.
+func (b Bool) Get() (value, ok bool) { return b.value, b.valid }

@@ -6,7 +6,6 @@
 package appotapay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -50,10 +48,8 @@ type Client struct {
 	partnerCode string
 	apiKey      providers.Secret
 	secretKey   providers.Secret
-	answerMACs  *answerMACs // keyed with secretKey
 	http        *http.Client
 	now         func() time.Time // token times and Retry-After; tests pin it
-	lastToken   atomic.Pointer[mintedToken]
 }
 
 var _ providers.Provider = (*Client)(nil)
@@ -86,7 +82,6 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 		partnerCode: cfg.PartnerCode,
 		apiKey:      cfg.APIKey,
 		secretKey:   cfg.SecretKey,
-		answerMACs:  newAnswerMACs(cfg.SecretKey.Reveal()),
 		http:        hc,
 		now:         time.Now,
 	}, nil
@@ -103,7 +98,7 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 		e.Kind = providers.BadRequest
 		return providers.Result{}, e
 	}
-	auth, err := c.authHeader(c.now())
+	tok, err := token(c.partnerCode, c.apiKey.Reveal(), c.secretKey.Reveal(), c.now())
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "sign request token")
 	}
@@ -111,29 +106,21 @@ func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Resul
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "build request")
 	}
-	// Canonical keys, assigned: Header.Set would canonicalise them on
-	// every call.
-	req.Header["X-Appotapay-Auth"] = auth
-	providers.SetJSONHeaders(req.Header)
-
-	buf := providers.GetBuffer()
-	defer providers.PutBuffer(buf)
-	resp, raw, err := providers.Exchange(c.http, req, Name, buf)
+	req.Header.Set("X-APPOTAPAY-AUTH", "Bearer "+tok)
+	status, raw, err := providers.Exchange(c.http, req, Name, c.now)
 	if err != nil {
-		return providers.Result{}, err
-	}
-	if e := providers.CheckHTTPStatus(Name, resp, c.now()); e != nil {
 		// AppotaPay explains a 4xx in its usual body (401: which credential;
 		// 400: errorCode 1); keep its code and message for the operator.
+		var e *providers.Error
 		var body statusResponse
-		if providers.Decode(Name, resp.StatusCode, raw, &body, body.member) == nil {
-			if code, ok := body.ErrorCode.Get(); ok {
+		if errors.As(err, &e) && providers.Unmarshal(raw, &body) == nil {
+			if code, ok := errorCode(body.ErrorCode); ok {
 				e.Code, e.Message = code, body.Message.String()
 			}
 		}
-		return providers.Result{}, e
+		return providers.Result{}, err
 	}
-	return parse(raw, resp.StatusCode, c.answerMACs)
+	return parse(raw, status, c.secretKey)
 }
 
 // pathSegment escapes a reference as exactly one path segment. A reference
@@ -148,77 +135,27 @@ func pathSegment(reference string) string {
 }
 
 // statusResponse is AppotaPay's answer body, a status answer or the
-// explanation of a 4xx. DecodeJSON matches member names exactly, so the
-// members deciding a verdict are the ones AppotaPay signed, never
-// look-alikes in another case; a repeated member counts by its last value.
-// providers.Decode reads it with member instead, which
-// FuzzWalkMatchesDecodeJSON holds to DecodeJSON's result.
+// explanation of a 4xx. Member names match exactly and a repeated one
+// fails the decoding, so the members deciding a verdict are the ones
+// AppotaPay signed, never look-alikes in another case or a second copy.
+// errorCode and transaction are kept raw: parse checks their form once it
+// knows whether they matter.
 type statusResponse struct {
-	ErrorCode   errorCode         `json:"errorCode"`
-	Message     providers.Text    `json:"message"`
-	Signature   providers.Text    `json:"signature"`
-	Transaction transactionMember `json:"transaction"`
-	BillDetail  billDetail        `json:"billDetail"`
+	ErrorCode   jsontext.Value `json:"errorCode"`
+	Message     providers.Text `json:"message"`
+	Signature   providers.Text `json:"signature"`
+	Transaction jsontext.Value `json:"transaction"`
+	BillDetail  billDetail     `json:"billDetail"`
 }
 
-// member reads one member of the answer for providers.Decode. DecodeJSON
-// refuses no member of a valid object (every member takes any kind), so
-// the walk never returns ErrUnexpectedKind; it stops only where Members
-// cannot read a name, which leaves the body to DecodeJSON.
-func (r *statusResponse) member(name, value string) error {
-	switch name {
-	case "errorCode":
-		r.ErrorCode.setJSON(value)
-	case "message":
-		r.Message.SetJSON(value)
-	case "signature":
-		r.Signature.SetJSON(value)
-	case "transaction":
-		return r.Transaction.setJSON(value)
-	case "billDetail":
-		return r.BillDetail.setJSON(value)
-	}
-	return nil
-}
-
-// errorCode is the errorCode member, which decides the verdict, read
-// strictly: a JSON integer written canonically (no plus sign, leading
-// zero, fraction, exponent or quotes), so that its text is the one
-// AppotaPay signed.
-type errorCode struct {
-	text      string // set when canonical
-	present   bool
-	canonical bool
-}
-
-// UnmarshalJSONFrom reads one value of any kind from dec; one that is not
-// a canonical integer is reported by parse, not as a decoding failure.
-func (c *errorCode) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	raw, err := dec.ReadValue()
-	if err != nil {
-		return err
-	}
-	*c = errorCode{present: true}
+// errorCode returns the errorCode member when it is a JSON integer
+// written canonically (no minus zero, fraction, exponent or quotes), so
+// that its text is the one AppotaPay signed.
+func errorCode(raw jsontext.Value) (string, bool) {
 	n, err := strconv.Atoi(string(raw))
-	if text := strconv.Itoa(n); err == nil && text == string(raw) {
-		c.text, c.canonical = text, true
-	}
-	return nil
+	code := strconv.Itoa(n)
+	return code, err == nil && code == string(raw)
 }
-
-// setJSON is UnmarshalJSONFrom for the walk. The text kept is raw itself,
-// equal to the one UnmarshalJSONFrom formats, and is compared without
-// allocating.
-func (c *errorCode) setJSON(raw string) {
-	*c = errorCode{present: true}
-	var buf [20]byte
-	if n, err := strconv.Atoi(raw); err == nil && string(strconv.AppendInt(buf[:0], int64(n), 10)) == raw {
-		c.text, c.canonical = raw, true
-	}
-}
-
-// Get returns the code and whether it was a canonical integer.
-func (c errorCode) Get() (string, bool) { return c.text, c.canonical }
 
 // transaction holds the members of the transaction object that AppotaPay
 // signs, as text: numbers by their literal, strings decoded, absent "".
@@ -229,243 +166,78 @@ type transaction struct {
 	Time             providers.Text `json:"time"`
 }
 
-// transactionMember is the transaction member: an object, null (read as
-// absent), or a value of another kind, which parse reports only once
-// errorCode says the transaction matters.
-type transactionMember struct {
-	transaction
-	notObject bool
-}
-
-// UnmarshalJSONFrom reads one value of any kind from dec.
-func (m *transactionMember) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	// A repeated member replaces the earlier one whole; decoding into the
-	// same struct again would merge the two objects, and the values
-	// checked against the signature would then be ones no object held.
-	*m = transactionMember{}
-	kind := dec.PeekKind()
-	if kind == '{' {
-		return json.UnmarshalDecode(dec, &m.transaction)
-	}
-	m.notObject = kind != 'n'
-	return dec.SkipValue()
-}
-
-// setJSON is UnmarshalJSONFrom for the walk: it too replaces an earlier
-// transaction whole.
-func (m *transactionMember) setJSON(raw string) error {
-	*m = transactionMember{}
-	switch raw[0] {
-	case '{':
-		return providers.Members(raw, m.transaction.member)
-	case 'n':
-	default:
-		m.notObject = true
-	}
-	return nil
-}
-
-// member reads one member of the transaction object.
-func (tx *transaction) member(name, value string) error {
-	var t *providers.Text
-	switch name {
-	case "amount":
-		t = &tx.Amount
-	case "appotapayTransId":
-		t = &tx.AppotapayTransID
-	case "billAmount":
-		t = &tx.BillAmount
-	case "time":
-		t = &tx.Time
-	default:
-		return nil
-	}
-	t.SetJSON(value)
-	return nil
-}
-
 // billDetail is the billDetail member, documented as an array of bills and
 // described as "JSON string is array", so both are read. Only the
 // documented members of each bill are passed on; anything unreadable is
 // left out, never failing the answer, since billDetail is not signed and
 // decides nothing.
-type billDetail []billItem
+type billDetail []bill
 
 // UnmarshalJSONFrom reads one value of any kind from dec.
 func (b *billDetail) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	*b = nil
-	var items []billItem
-	switch dec.PeekKind() {
-	case '[':
-		if err := json.UnmarshalDecode(dec, &items); err != nil {
-			return err
-		}
-	case '"':
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return err
-		}
-		// The string's own content is decoded as leniently as the body.
-		if json.Unmarshal([]byte(tok.String()), &items, dec.Options()) != nil {
-			return nil
-		}
-	default:
-		return dec.SkipValue()
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
 	}
-	*b = items
-	return nil
-}
-
-// setJSON is UnmarshalJSONFrom for the walk.
-func (b *billDetail) setJSON(raw string) error {
-	*b = nil
-	switch raw[0] {
-	case '[':
-		return b.setArray(raw)
-	case '"':
-		// The content as tok.String() unquotes it (invalid UTF-8 as
-		// U+FFFD), read only when it is valid JSON holding an array:
-		// for null json.Unmarshal leaves the slice nil, and for another
-		// kind or invalid JSON it fails, so billDetail stays out.
-		content, _ := jsontext.AppendUnquote(nil, raw)
-		content = bytes.Trim(content, " \t\n\r")
-		if len(content) > 0 && content[0] == '[' && providers.ValidJSON(content) {
-			return b.setArray(string(content))
-		}
+	opts := dec.Options()
+	if raw.Kind() == '"' {
+		var s string
+		_ = json.Unmarshal(raw, &s, opts) // a JSON string always decodes
+		raw = jsontext.Value(s)
 	}
-	return nil
-}
-
-// setArray reads arr, a JSON array, into b in one allocation. An empty
-// array gives an empty slice, not nil, as encoding/json/v2 decodes [].
-func (b *billDetail) setArray(arr string) error {
-	n := 0
-	_ = providers.Elements(arr, func(string) error { n++; return nil })
-	*b = make(billDetail, n)
-	i := 0
-	return providers.Elements(arr, func(value string) error {
-		item := &(*b)[i]
-		i++
-		if value[0] != '{' {
-			return nil // another kind leaves the bill empty
-		}
-		return providers.Members(value, item.member)
-	})
-}
-
-// add writes the bills under name, each with the members that were read,
-// when any bill has one.
-func (b billDetail) add(d *providers.Details, name string) {
-	d.Objects(name, len(b), func(i int) { b[i].add(d) })
-}
-
-// billItem is one element of billDetail: a bill object, or a value of
-// another kind, which leaves it empty.
-type billItem struct {
-	BillNumber              providers.Text `json:"billNumber"`
-	Period                  providers.Text `json:"period"`
-	Amount                  providers.Text `json:"amount"`
-	BillCreated             providers.Text `json:"billCreated"`
-	BillExpiry              providers.Text `json:"billExpiry"`
-	BillType                providers.Text `json:"billType"`
-	BillOtherInfo           providers.Text `json:"billOtherInfo"`
-	IsPartialPaymentAllowed jsontext.Value `json:"isPartialPaymentAllowed"`
-	ExtraInfo               providers.Text `json:"extraInfo"`
-}
-
-// UnmarshalJSONFrom reads one value of any kind from dec.
-func (b *billItem) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	if dec.PeekKind() != '{' {
-		return dec.SkipValue()
-	}
-	// The conversion drops this method, so the members are decoded as
-	// plain struct fields.
-	type members billItem
-	return json.UnmarshalDecode(dec, (*members)(b))
-}
-
-// member reads one member of a bill object.
-func (b *billItem) member(name, value string) error {
-	var t *providers.Text
-	switch name {
-	case "billNumber":
-		t = &b.BillNumber
-	case "period":
-		t = &b.Period
-	case "amount":
-		t = &b.Amount
-	case "billCreated":
-		t = &b.BillCreated
-	case "billExpiry":
-		t = &b.BillExpiry
-	case "billType":
-		t = &b.BillType
-	case "billOtherInfo":
-		t = &b.BillOtherInfo
-	case "isPartialPaymentAllowed":
-		b.IsPartialPaymentAllowed = rawValue(value)
-		return nil
-	case "extraInfo":
-		t = &b.ExtraInfo
-	default:
+	var items []jsontext.Value
+	if json.Unmarshal(raw, &items, opts) != nil {
 		return nil
 	}
-	t.SetJSON(value)
+	for _, item := range items {
+		// An item that is not an object, or has no documented member, is
+		// no bill.
+		var one bill
+		if json.Unmarshal(item, &one, opts) == nil && one != (bill{}) {
+			*b = append(*b, one)
+		}
+	}
 	return nil
 }
 
-// The values isPartialPaymentAllowed nearly always has, shared rather than
-// copied from every answer. Nothing writes through them: jsontext.Value's
-// UnmarshalJSON, which reuses a slice, runs only within DecodeJSON, and
-// every DecodeJSON of this package starts from a zero statusResponse.
-var (
-	jsonTrue  = jsontext.Value("true")
-	jsonFalse = jsontext.Value("false")
-)
-
-// rawValue returns raw as the jsontext.Value DecodeJSON keeps of it.
-func rawValue(raw string) jsontext.Value {
-	switch raw {
-	case "true":
-		return jsonTrue
-	case "false":
-		return jsonFalse
-	}
-	return jsontext.Value(raw)
+// bill is one element of billDetail, as read and as passed on, in key
+// order.
+type bill struct {
+	Amount                  providers.Amount `json:"amount,omitzero"`
+	BillCreated             providers.Text   `json:"billCreated,omitzero"`
+	BillExpiry              providers.Text   `json:"billExpiry,omitzero"`
+	BillNumber              providers.Text   `json:"billNumber,omitzero"`
+	BillOtherInfo           providers.Text   `json:"billOtherInfo,omitzero"`
+	BillType                providers.Text   `json:"billType,omitzero"`
+	ExtraInfo               providers.Text   `json:"extraInfo,omitzero"`
+	IsPartialPaymentAllowed providers.Bool   `json:"isPartialPaymentAllowed,omitzero"`
+	Period                  providers.Text   `json:"period,omitzero"`
 }
 
-// add writes the members of b that were read, in key order.
-func (b *billItem) add(bill *providers.Details) {
-	bill.Amount("amount", b.Amount)
-	bill.Text("billCreated", b.BillCreated)
-	bill.Text("billExpiry", b.BillExpiry)
-	bill.Text("billNumber", b.BillNumber)
-	bill.Text("billOtherInfo", b.BillOtherInfo)
-	bill.Text("billType", b.BillType)
-	bill.Text("extraInfo", b.ExtraInfo)
-	switch string(b.IsPartialPaymentAllowed) {
-	case "true":
-		bill.Bool("isPartialPaymentAllowed", true)
-	case "false":
-		bill.Bool("isPartialPaymentAllowed", false)
-	}
-	bill.Text("period", b.Period)
+// details are the members of an answer passed on in Result.Details, in
+// key order. billAmount and time are signed: they are set only when the
+// signature verified.
+type details struct {
+	BillAmount providers.Amount `json:"billAmount,omitzero"`
+	BillDetail billDetail       `json:"billDetail,omitempty"`
+	Time       providers.Text   `json:"time,omitzero"`
 }
 
 // parse reads a status response body (HTTP 2xx) and authenticates it with
-// the secret key macs are keyed with.
-func parse(raw []byte, httpStatus int, macs *answerMACs) (providers.Result, error) {
-	var r statusResponse
-	if e := providers.Decode(Name, httpStatus, raw, &r, r.member); e != nil {
+// secretKey.
+func parse(raw []byte, httpStatus int, secretKey providers.Secret) (providers.Result, error) {
+	var r *statusResponse
+	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
 		return providers.Result{}, e
 	}
-	if !r.ErrorCode.present {
-		if nullBody(raw) {
-			return providers.Result{}, providers.BadResponse(Name, httpStatus, "body is null")
-		}
+	if r == nil {
+		return providers.Result{}, providers.BadResponse(Name, httpStatus, "body is null")
+	}
+	if len(r.ErrorCode) == 0 {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no errorCode")
 	}
-	code, ok := r.ErrorCode.Get()
+	code, ok := errorCode(r.ErrorCode)
 	if !ok {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "errorCode is not an integer")
 	}
@@ -486,11 +258,15 @@ func parse(raw []byte, httpStatus int, macs *answerMACs) (providers.Result, erro
 		return fail(v.cause, v.kind, "")
 	}
 
-	if r.Transaction.notObject {
+	var tx transaction
+	switch r.Transaction.Kind() {
+	case '{':
+		_ = providers.Unmarshal(r.Transaction, &tx) // its members take any kind
+	case 'n', 0: // null or absent
+	default:
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "transaction is not an object")
 	}
-	tx := &r.Transaction.transaction
-	sigErr := verify(macs, code, tx, r.Signature)
+	sigErr := verify(secretKey, code, tx, r.Signature)
 	if sigErr != nil && v.state != providers.StatePending {
 		// Success, failed and not found settle the payment or lead to it.
 		// Nothing of an unauthenticated body is passed on, not even its
@@ -503,35 +279,27 @@ func parse(raw []byte, httpStatus int, macs *answerMACs) (providers.Result, erro
 	// forge one can as well drop the answer. Its signed values are passed on
 	// only when the signature verified, so an expired event never reports
 	// an unauthenticated transaction id or amount.
-	trusted := sigErr == nil
-
-	// AppotaPay reports no status besides errorCode, so Status stays empty
-	// rather than repeat Code under another name.
-	res := providers.Result{State: v.state, Code: code, Message: message}
-	var details providers.Details // in key order
-	if trusted {
-		res.TransactionID = tx.AppotapayTransID.String()
-		if amount, ok := tx.Amount.Amount(); ok {
-			res.Amount, res.Currency = amount, "VND"
-		}
-		details.Amount("billAmount", tx.BillAmount)
+	if sigErr != nil {
+		tx = transaction{}
 	}
-	if v.state == providers.StateSuccess && (res.TransactionID == "" || res.Amount == "") {
+	if v.state == providers.StateSuccess && (tx.AppotapayTransID.String() == "" || tx.Amount.Amount().IsZero()) {
 		// A success must name what was paid. Without a transaction the
 		// signature covers only "errorCode=0", the same for every payment
 		// of the account, so it would prove nothing about this one.
 		return fail(providers.ErrBadResponse, providers.Retryable, "success without transaction id and amount")
 	}
-	r.BillDetail.add(&details, "billDetail")
-	if trusted {
-		details.Text("time", tx.Time)
+	// AppotaPay reports no status besides errorCode, so Status stays empty
+	// rather than repeat Code under another name.
+	res := providers.Result{
+		State:         v.state,
+		Code:          code,
+		Message:       message,
+		TransactionID: tx.AppotapayTransID.String(),
+		Amount:        tx.Amount.Amount().Number(),
+		Details:       providers.Details(details{BillAmount: tx.BillAmount.Amount(), BillDetail: r.BillDetail, Time: tx.Time}),
 	}
-	res.Details = details.JSON()
+	if res.Amount != "" {
+		res.Currency = "VND"
+	}
 	return res, nil
-}
-
-// nullBody reports whether raw, a body DecodeJSON accepted, is null, which
-// it decodes into a statusResponse as the zero value.
-func nullBody(raw []byte) bool {
-	return string(bytes.Trim(raw, " \t\n\r")) == "null"
 }

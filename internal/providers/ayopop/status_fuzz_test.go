@@ -16,11 +16,6 @@ import (
 // back, the call returns a retryable *providers.Error or a result; a
 // verdict comes only from a 2xx answer; no error text carries a credential;
 // Retry-After stays within a day.
-//
-// The TOKEN's claims are a map, and encoding it sorts keys met in random
-// order, so the coverage of one input varies from run to run; the engine
-// may then spend its whole -fuzzminimizetime on an input. Run it with
-// -fuzzminimizetime 1s for throughput.
 func FuzzStatusResponse(f *testing.F) {
 	for _, name := range []string{"seed_callback_success.json", "seed_payment_processing.json", "seed_dev_success.json"} {
 		f.Add(200, "", "application/json", mustRead(f, name))

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-json-experiment/json"
+
 	"github.com/statusbridge/statusbridge/internal/providers"
 )
 
@@ -72,125 +74,70 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 // Name returns "iak".
 func (*Client) Name() string { return Name }
 
-// checkStatusResponse is the documented wrapper; IAK does not keep the
-// types of its members consistent, so each is read as text.
+// checkStatusRequest is the checkstatus body.
+type checkStatusRequest struct {
+	Commands string `json:"commands"`
+	Username string `json:"username"`
+	RefID    string `json:"ref_id"`
+	Sign     string `json:"sign"`
+}
+
+// checkStatusResponse is the documented wrapper.
 type checkStatusResponse struct {
 	Data *checkStatusData `json:"data"`
 }
 
+// checkStatusData is the data member: what parse reads, and the rest,
+// passed on as read. IAK does not keep the types of its members
+// consistent, so each is read as text or an amount.
 type checkStatusData struct {
-	TrID         providers.Text `json:"tr_id"`
-	Code         providers.Text `json:"code"`
-	Datetime     providers.Text `json:"datetime"`
-	HP           providers.Text `json:"hp"`
-	TrName       providers.Text `json:"tr_name"`
-	Period       providers.Text `json:"period"`
-	Nominal      providers.Text `json:"nominal"`
-	Admin        providers.Text `json:"admin"`
-	Status       providers.Text `json:"status"`
-	ResponseCode providers.Text `json:"response_code"`
-	Message      providers.Text `json:"message"`
-	Price        providers.Text `json:"price"`
-	Noref        providers.Text `json:"noref"`
-	RefID        providers.Text `json:"ref_id"`
+	TrID         providers.Text   `json:"tr_id"`
+	Code         providers.Text   `json:"code"`
+	Status       providers.Text   `json:"status"`
+	ResponseCode providers.Text   `json:"response_code"`
+	Message      providers.Text   `json:"message"`
+	Price        providers.Amount `json:"price"`
+	RefID        providers.Text   `json:"ref_id"`
+	Details      details          `json:",embed"`
 }
 
-// member reads one member of the answer for providers.Decode.
-func (r *checkStatusResponse) member(name, value string) error {
-	if name != "data" {
-		return nil
-	}
-	switch value[0] {
-	case 'n':
-		r.Data = nil
-	case '{':
-		// A repeated data object is merged into the earlier one, as
-		// encoding/json/v2 does.
-		if r.Data == nil {
-			r.Data = new(checkStatusData)
-		}
-		return providers.Members(value, r.Data.member)
-	default:
-		return providers.ErrUnexpectedKind
-	}
-	return nil
-}
-
-func (d *checkStatusData) member(name, value string) error {
-	var t *providers.Text
-	switch name {
-	case "tr_id":
-		t = &d.TrID
-	case "code":
-		t = &d.Code
-	case "datetime":
-		t = &d.Datetime
-	case "hp":
-		t = &d.HP
-	case "tr_name":
-		t = &d.TrName
-	case "period":
-		t = &d.Period
-	case "nominal":
-		t = &d.Nominal
-	case "admin":
-		t = &d.Admin
-	case "status":
-		t = &d.Status
-	case "response_code":
-		t = &d.ResponseCode
-	case "message":
-		t = &d.Message
-	case "price":
-		t = &d.Price
-	case "noref":
-		t = &d.Noref
-	case "ref_id":
-		t = &d.RefID
-	default:
-		return nil
-	}
-	t.SetJSON(value)
-	return nil
+// details are the members of data passed on in Result.Details, in key
+// order.
+type details struct {
+	Admin    providers.Amount `json:"admin,omitzero"`
+	Datetime providers.Text   `json:"datetime,omitzero"`
+	HP       providers.Text   `json:"hp,omitzero"`
+	Nominal  providers.Amount `json:"nominal,omitzero"`
+	Noref    providers.Text   `json:"noref,omitzero"`
+	Period   providers.Text   `json:"period,omitzero"`
+	// ProductCode is set by parse from code, replacing anything data held
+	// under its name.
+	ProductCode providers.Text `json:"product_code,omitzero"`
+	TrName      providers.Text `json:"tr_name,omitzero"`
 }
 
 // Status makes one checkstatus call for q.Reference.
 func (c *Client) Status(ctx context.Context, q providers.Query) (providers.Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(c.requestBody(q.Reference)))
+	body, err := json.Marshal(checkStatusRequest{Commands: "checkstatus", Username: c.username, RefID: q.Reference, Sign: c.sign})
+	if err != nil {
+		// Only text that is not UTF-8 fails to encode.
+		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "encode request")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return providers.Result{}, providers.Errorf(Name, providers.ErrProtocol, "build request")
 	}
-	providers.SetJSONHeaders(req.Header)
-
-	buf := providers.GetBuffer()
-	defer providers.PutBuffer(buf)
-	resp, raw, err := providers.Exchange(c.http, req, Name, buf)
+	status, raw, err := providers.Exchange(c.http, req, Name, c.now)
 	if err != nil {
 		return providers.Result{}, err
 	}
-	if e := providers.CheckHTTPStatus(Name, resp, c.now()); e != nil {
-		return providers.Result{}, e
-	}
-	return parse(raw, resp.StatusCode, q.Reference)
-}
-
-// requestBody is the checkstatus body, byte for byte as encoding/json
-// writes {"commands","username","ref_id","sign"}.
-func (c *Client) requestBody(reference string) []byte {
-	body := make([]byte, 0, 96+len(c.username)+len(reference))
-	body = append(body, `{"commands":"checkstatus","username":`...)
-	body = providers.AppendJSONString(body, c.username)
-	body = append(body, `,"ref_id":`...)
-	body = providers.AppendJSONString(body, reference)
-	body = append(body, `,"sign":`...)
-	body = providers.AppendJSONString(body, c.sign)
-	return append(body, '}')
+	return parse(raw, status, q.Reference)
 }
 
 // parse reads a checkstatus response body (HTTP 2xx) for reference.
 func parse(raw []byte, httpStatus int, reference string) (providers.Result, error) {
 	var r checkStatusResponse
-	if e := providers.Decode(Name, httpStatus, raw, &r, r.member); e != nil {
+	if e := providers.DecodeJSON(Name, httpStatus, raw, &r); e != nil {
 		return providers.Result{}, e
 	}
 	d := r.Data
@@ -201,7 +148,7 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 	if rc == "" {
 		return providers.Result{}, providers.BadResponse(Name, httpStatus, "no response_code")
 	}
-	status, hasStatus := d.Status.Get()
+	status := d.Status.String()
 	message := d.Message.String()
 	fail := func(cause error, kind providers.Kind, format string, args ...any) (providers.Result, error) {
 		e := providers.Errorf(Name, cause, format, args...)
@@ -231,26 +178,15 @@ func parse(raw []byte, httpStatus int, reference string) (providers.Result, erro
 		return fail(providers.ErrBadResponse, providers.Retryable, "status 3 with response_code %s", rc)
 	}
 
-	res := providers.Result{
-		State:    v.state,
-		Code:     rc,
-		Message:  message,
-		Currency: "IDR",
-	}
-	if hasStatus {
-		res.Status = status
-	}
-	res.TransactionID = d.TrID.String()
-	res.Amount, _ = d.Price.Amount()
-	var details providers.Details // in key order
-	details.Amount("admin", d.Admin)
-	details.Text("datetime", d.Datetime)
-	details.Text("hp", d.HP)
-	details.Amount("nominal", d.Nominal)
-	details.Text("noref", d.Noref)
-	details.Text("period", d.Period)
-	details.Text("product_code", d.Code)
-	details.Text("tr_name", d.TrName)
-	res.Details = details.JSON()
-	return res, nil
+	d.Details.ProductCode = d.Code
+	return providers.Result{
+		State:         v.state,
+		Status:        status,
+		Code:          rc,
+		Message:       message,
+		TransactionID: d.TrID.String(),
+		Amount:        d.Price.Number(),
+		Currency:      "IDR",
+		Details:       providers.Details(d.Details),
+	}, nil
 }

@@ -218,6 +218,8 @@ func TestUntrustworthyAnswers(t *testing.T) {
 		{"data is a string", `{"data":"PAYMENT SUCCESS"}`, providers.ErrBadResponse},
 		{"empty response code", `{"data":{"ref_id":"R1","status":1,"response_code":""}}`, providers.ErrBadResponse},
 		{"unknown code", `{"data":{"ref_id":"R1","status":1,"response_code":"999"}}`, providers.ErrUnknownCode},
+		{"repeated response code", `{"data":{"ref_id":"R1","status":1,"response_code":"37","response_code":"00"}}`, providers.ErrBadResponse},
+		{"repeated data", `{"data":{"ref_id":"R1","status":2,"response_code":"37"},"data":{"status":1,"response_code":"00"}}`, providers.ErrBadResponse},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -321,45 +323,4 @@ func golden(t *testing.T, name string, got []byte) {
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", name, diff)
 	}
-}
-
-func TestRequestBodyMatchesEncodingJSON(t *testing.T) {
-	c, err := New(Config{BaseURL: SandboxURL, Username: "123123123", APIKey: "testapikey"}, http.DefaultClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ref := range []string{"091283746520", "", `a"b\c`, "<script>&</script>", "line\nbreak\x00", "caf\u00e9", "\u2028", "bad\xffutf8", `","sign":"forged`} {
-		want, err := json.Marshal(struct {
-			Commands string `json:"commands"`
-			Username string `json:"username"`
-			RefID    string `json:"ref_id"`
-			Sign     string `json:"sign"`
-		}{"checkstatus", "123123123", ref, sign("123123123", "testapikey", "cs")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := c.requestBody(ref); string(got) != string(want) {
-			t.Errorf("requestBody(%q) =\n%s\nwant\n%s", ref, got, want)
-		}
-	}
-}
-
-// FuzzWalkMatchesDecodeJSON holds the walk that reads answers to
-// encoding/json/v2's reading of the same struct.
-func FuzzWalkMatchesDecodeJSON(f *testing.F) {
-	for _, name := range []string{"seed_success.json", "seed_pending.json", "seed_failed.json", "seed_not_received.json"} {
-		f.Add(mustRead(f, name))
-	}
-	for _, body := range []string{
-		`{"data":null}`, `{"data":1}`, `{"data":[]}`, `{"Data":{"status":"1"}}`,
-		`{"data":{"status":1,"price":"1.5e3"},"data":{"response_code":"00"}}`,
-		`{"data":{"status":"1"},"data":null,"data":{"message":"a\u00e9\"b"}}`,
-		`{"data":{"tr_name":"\xff","ref_id":{"x":1},"hp":[1,"2"],"nominal":-0.5,"admin":true}}`,
-		`{"d\u0061ta":{"st\u0061tus":"3"}}`, ` {"data":{}} `,
-	} {
-		f.Add([]byte(body))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		providertest.WalkMatchesDecodeJSON(t, body, func(r *checkStatusResponse) func(string, string) error { return r.member })
-	})
 }

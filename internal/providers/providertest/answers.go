@@ -4,39 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"testing"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-
-	"github.com/statusbridge/statusbridge/internal/providers"
 )
-
-// WalkMatchesDecodeJSON checks one body against a provider's walk (the
-// member function providers.Decode calls, bound to a fresh T by member):
-// a body the walk reads must decode to the same T with DecodeJSON, and a
-// valid object the walk stops at must be one DecodeJSON refuses, or the
-// walk would leave a readable body to the slow path. Fuzz targets call it
-// with whatever the fuzzer makes.
-func WalkMatchesDecodeJSON[T any](t *testing.T, body []byte, member func(*T) func(name, value string) error) {
-	t.Helper()
-	obj, ok := providers.ObjectText(body)
-	if !ok {
-		return // not a valid object: never walked
-	}
-	var walked, decoded T
-	walkErr := providers.Members(obj, member(&walked))
-	decodeErr := providers.DecodeJSON("test", 200, body, &decoded)
-	switch {
-	case walkErr == nil && decodeErr != nil:
-		t.Fatalf("the walk read %q, DecodeJSON refused it: %v", body, decodeErr)
-	case walkErr != nil && decodeErr == nil:
-		t.Fatalf("the walk stopped at %q (%v), DecodeJSON read it", body, walkErr)
-	case walkErr == nil && !reflect.DeepEqual(walked, decoded):
-		t.Fatalf("body %q:\nwalk       %#v\nDecodeJSON %#v", body, walked, decoded)
-	}
-}
 
 // CheckDetails fails t unless details, a Result's Details, is nil or what
 // providers.Details promises the event encoder: one compact JSON object,
@@ -84,7 +56,7 @@ func CheckDetails(t testing.TB, details []byte) {
 }
 
 // DetailsJSON writes details as providers.Details does (keys sorted,
-// strings quoted by jsontext, json.Number as the number it holds), for
+// strings as json/v2 writes them, json.Number as the number it holds), for
 // tests that state the Details they expect as a map.
 func DetailsJSON(details map[string]any) json.RawMessage {
 	if len(details) == 0 {
