@@ -1,7 +1,10 @@
 // Package metrics owns the bridge's Prometheus catalogue: every metric's
 // name, labels and meaning are defined here, once, and documented in the
 // README. Label values are bounded: providers are the known names or
-// "unknown", outcomes and reasons come from fixed sets.
+// "unknown", outcomes and reasons come from fixed sets, and no label value
+// is empty. The counters' series whose label values are known in advance
+// are exported at 0 from the start, so that a rate over them is defined
+// and an alert on their increase fires on the first event.
 package metrics
 
 import (
@@ -11,6 +14,53 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/statusbridge/statusbridge/internal/publisher"
+)
+
+// Label values known in advance.
+var (
+	// Outcomes are the checks metric's outcomes (see the subscriber's
+	// outcomeLabel): a provider's answer or the cause of a failed check.
+	Outcomes = []string{
+		"success", "failed", "pending", "not_found",
+		"transport", "unavailable", "rate_limited", "auth_rejected", "bad_signature",
+		"bad_response", "unknown_code", "protocol", "rejected", "http_status",
+	}
+	// DeadLetterReasons are the subscriber's DeadLetter* reasons.
+	DeadLetterReasons = []string{"too_large", "invalid_json", "missing_request_id", "invalid_request_id"}
+	// ConsumeRestartReasons are why the pull subscription is re-created.
+	ConsumeRestartReasons = []string{"no_heartbeat", "consumer_gone"}
+	// Published are the publish errors metric's "what": an event or a dead
+	// letter.
+	Published = []string{"event", "deadletter"}
+)
+
+// ReasonNone is the events metric's reason of a success, which has none.
+const ReasonNone = "none"
+
+// ReasonLabel is an event's reason as the events metric labels it:
+// ReasonNone for a success, which has no reason.
+func ReasonLabel(reason string) string {
+	if reason == "" {
+		return ReasonNone
+	}
+	return reason
+}
+
+// eventReasons are the reasons each status is published with, for a
+// provider the bridge implements; a request naming another provider, or
+// no provider name at all ("unknown"), can only be rejected.
+var (
+	eventReasons = map[string][]string{
+		publisher.StatusSuccess:  {ReasonNone},
+		publisher.StatusFailed:   {publisher.ReasonProviderFailed, publisher.ReasonNotFound},
+		publisher.StatusExpired:  {publisher.ReasonDeadline, publisher.ReasonNotFound, publisher.ReasonAuthRejected, publisher.ReasonBadSignature},
+		publisher.StatusRejected: {publisher.ReasonInvalidRequest, publisher.ReasonProviderNotConfigured},
+	}
+	unknownEventReasons = map[string][]string{
+		publisher.StatusRejected: {publisher.ReasonInvalidRequest, publisher.ReasonUnknownProvider},
+	}
 )
 
 // Metrics holds the bridge's collectors.
@@ -42,7 +92,9 @@ type Metrics struct {
 }
 
 // New registers the catalogue, the Go runtime and process collectors, and a
-// build-info gauge on a new registry.
+// build-info gauge on a new registry. The counters' series that name no
+// provider, or provider "unknown", start at 0; AddProviders starts those
+// of the providers the bridge implements.
 func New(version string) *Metrics {
 	r := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
@@ -63,7 +115,7 @@ func New(version string) *Metrics {
 		}, []string{"provider"}),
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "statusbridge_events_total",
-			Help: "status.resolved events acknowledged by JetStream, by status and reason.",
+			Help: "status.resolved events acknowledged by JetStream, by status and reason (none for success).",
 		}, []string{"provider", "status", "reason"}),
 		EventDuplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "statusbridge_event_duplicates_total",
@@ -144,7 +196,40 @@ func New(version string) *Metrics {
 	})
 	build.Set(1)
 	f(build)
+	for _, what := range Published {
+		m.PublishErrors.WithLabelValues(what)
+	}
+	for _, reason := range DeadLetterReasons {
+		m.DeadLetters.WithLabelValues(reason)
+	}
+	for _, reason := range ConsumeRestartReasons {
+		m.ConsumeRestarts.WithLabelValues(reason)
+	}
+	m.addProvider("unknown", unknownEventReasons)
 	return m
+}
+
+// AddProviders starts the counters' series of the named providers (the
+// ones the bridge implements, configured or not) at 0: deliveries, checks
+// by outcome, events by status and reason, duplicates. Adding a provider
+// twice changes nothing.
+func (m *Metrics) AddProviders(names ...string) {
+	for _, p := range names {
+		m.addProvider(p, eventReasons)
+		for _, outcome := range Outcomes {
+			m.Checks.WithLabelValues(p, outcome)
+		}
+	}
+}
+
+func (m *Metrics) addProvider(p string, reasons map[string][]string) {
+	m.Deliveries.WithLabelValues(p)
+	m.EventDuplicates.WithLabelValues(p)
+	for status, rs := range reasons {
+		for _, reason := range rs {
+			m.Events.WithLabelValues(p, status, reason)
+		}
+	}
 }
 
 // Children caches the children of a metric vector by their label values.

@@ -28,12 +28,11 @@ func benchData() Data {
 // BenchmarkEventEncode is NewEvent and the encoding Publish sends.
 func BenchmarkEventEncode(b *testing.B) {
 	d := benchData()
-	enc := encoders.Get().(*encoder)
 	b.ReportAllocs()
 	var n int
 	for b.Loop() {
 		ev := NewEvent(d)
-		body, err := enc.encode(&ev)
+		body, err := marshal(ev)
 		if err != nil {
 			b.Fatal(err)
 		}

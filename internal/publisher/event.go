@@ -7,8 +7,10 @@ package publisher
 import (
 	"crypto/sha1"
 	"encoding/json"
+	"fmt"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 )
 
@@ -17,7 +19,9 @@ const (
 	SpecVersion     = "1.0"
 	EventType       = "io.statusbridge.status.resolved.v1"
 	DataContentType = "application/json"
-	DataSchema      = "https://github.com/statusbridge/statusbridge/schemas/status.resolved.v1.json"
+	// DataSchema is the $id of schemas/status.resolved.v1.json: where the
+	// schema is published.
+	DataSchema = "https://raw.githubusercontent.com/statusbridge/statusbridge/main/schemas/status.resolved.v1.json"
 	// ContentType is the NATS Content-Type header of an event message.
 	ContentType = "application/cloudevents+json"
 )
@@ -65,7 +69,8 @@ func EventID(provider, requestID string) string {
 	return id.String()
 }
 
-// Event is a status.resolved v1 CloudEvent.
+// Event is a status.resolved v1 CloudEvent. Publish writes it with
+// json.Marshal of these tags (see marshal).
 type Event struct {
 	SpecVersion     string    `json:"specversion"`
 	ID              string    `json:"id"`
@@ -87,22 +92,48 @@ type Data struct {
 	Status    string `json:"status"`
 	Reason    string `json:"reason,omitempty"`
 
-	ProviderStatus        string      `json:"provider_status,omitempty"`
-	ProviderCode          string      `json:"provider_code,omitempty"`
-	ProviderMessage       string      `json:"provider_message,omitempty"`
-	ProviderTransactionID string      `json:"provider_transaction_id,omitempty"`
-	Amount                json.Number `json:"amount,omitempty"`
-	Currency              string      `json:"currency,omitempty"`
+	ProviderStatus        string `json:"provider_status,omitempty"`
+	ProviderCode          string `json:"provider_code,omitempty"`
+	ProviderMessage       string `json:"provider_message,omitempty"`
+	ProviderTransactionID string `json:"provider_transaction_id,omitempty"`
+	Amount                Amount `json:"amount,omitzero"`
+	Currency              string `json:"currency,omitempty"`
 
 	Attempts    int       `json:"attempts"`
 	RequestedAt time.Time `json:"requested_at"`
 	ResolvedAt  time.Time `json:"resolved_at"`
 
 	Metadata map[string]string `json:"metadata,omitempty"`
-	// Details is a compact JSON object (the provider's, passed on), or
-	// empty. The encoder writes it as it is once it checked it is one
-	// valid object, so a provider cannot change the event's structure.
+	// Details is a JSON object (the provider's, passed on), or empty.
+	// Publish refuses anything else; being written as a JSON value, it
+	// cannot change the event's structure.
 	Details json.RawMessage `json:"details,omitempty"`
+}
+
+// Amount is a JSON number as the provider wrote it (e.g. "137110"), or
+// empty. It is written as that number, with encoding/json and json/v2
+// alike, and text that is not a JSON number is an encoding error.
+type Amount string
+
+// MarshalJSON returns the number a holds.
+func (a Amount) MarshalJSON() ([]byte, error) {
+	if v := jsontext.Value(a); v.Kind() != '0' || !v.IsValid() {
+		return nil, fmt.Errorf("amount %q is not a JSON number", string(a))
+	}
+	return []byte(a), nil
+}
+
+// UnmarshalJSON reads a JSON number as written; null leaves a as it is.
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	v := jsontext.Value(b)
+	if v.Kind() == 'n' {
+		return nil
+	}
+	if v.Kind() != '0' || !v.IsValid() {
+		return fmt.Errorf("amount %s is not a JSON number", b)
+	}
+	*a = Amount(b)
+	return nil
 }
 
 // NewEvent wraps d in the v1 envelope: the id derived from provider and

@@ -2,10 +2,12 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -17,12 +19,8 @@ const (
 	HeaderOriginalSequence = "Statusbridge-Original-Sequence"
 )
 
-// contentTypeHeader is shared by every event message; nothing modifies it.
-var contentTypeHeader = []string{ContentType}
-
 // streamPublisher is the one method of jetstream.JetStream the publisher
-// uses. PublishMsg must keep nothing of msg once it returned, as
-// jetstream's does not: Publish reuses the message.
+// uses.
 type streamPublisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
@@ -30,15 +28,14 @@ type streamPublisher interface {
 // Publisher publishes events and dead letters and waits for JetStream to
 // acknowledge them.
 type Publisher struct {
-	js                 streamPublisher
-	eventsStreamHeader []string // shared by every event; nothing modifies it
-	deadLetterStream   string
+	js                             streamPublisher
+	eventsStream, deadLetterStream string
 }
 
 // New returns a Publisher that expects events to land in eventsStream and
 // dead letters in deadLetterStream (a publish that lands elsewhere fails).
 func New(js streamPublisher, eventsStream, deadLetterStream string) *Publisher {
-	return &Publisher{js: js, eventsStreamHeader: []string{eventsStream}, deadLetterStream: deadLetterStream}
+	return &Publisher{js: js, eventsStream: eventsStream, deadLetterStream: deadLetterStream}
 }
 
 // Publish sends ev to subject with Nats-Msg-Id = ev.ID and returns once
@@ -46,41 +43,39 @@ func New(js streamPublisher, eventsStream, deadLetterStream string) *Publisher {
 // stored an event with this id inside its duplicate window: the event is
 // published, by an earlier delivery.
 func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (duplicate bool, err error) {
-	out := outgoings.Get().(*outgoing)
-	defer outgoings.Put(out)
-	body, err := out.enc.encode(&ev)
+	body, err := marshal(ev)
 	if err != nil {
 		return false, err
 	}
-	// The headers WithMsgID and WithExpectStream would set, written
-	// directly: the options cost a closure and a pass over them per publish.
-	out.id[0] = ev.ID
-	out.header[jetstream.MsgIDHeader] = out.id[:]
-	out.header[jetstream.ExpectedStreamHeader] = p.eventsStreamHeader
-	out.msg = nats.Msg{Subject: subject, Data: body, Header: out.header}
-	ack, err := p.js.PublishMsg(ctx, &out.msg)
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{"Content-Type": {ContentType}}}
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(p.eventsStream))
 	if err != nil {
 		return false, fmt.Errorf("publish event to %s: %w", subject, err)
 	}
 	return ack.Duplicate, nil
 }
 
-// outgoing is what one Publish sends: the event's encoding, the message
-// and its headers, reused from one publish to the next. nats.go copies the
-// message into the connection's buffer before PublishMsg returns, and
-// keeps nothing of it after, so none of it is in use once Publish
-// returned; a message, a header map and an id slice of their own cost
-// every publish four allocations.
-type outgoing struct {
-	enc    encoder
-	msg    nats.Msg
-	header nats.Header // Content-Type, and the id and stream set per publish
-	id     [1]string
-}
+// marshalOptions make the encoding of an event a function of the event:
+// metadata keys sorted. Text that is not valid UTF-8 is written with
+// U+FFFD in its place, and repeated names in details are kept, as
+// encoding/json does: neither may stop an event from being published.
+var marshalOptions = json.JoinOptions(
+	json.Deterministic(true),
+	jsontext.AllowInvalidUTF8(true),
+	jsontext.AllowDuplicateNames(true),
+)
 
-var outgoings = sync.Pool{New: func() any {
-	return &outgoing{enc: encoder{buf: make([]byte, 0, 2048)}, header: nats.Header{"Content-Type": contentTypeHeader}}
-}}
+// marshal encodes ev as Publish sends it.
+func marshal(ev Event) ([]byte, error) {
+	if d := jsontext.Value(ev.Data.Details); len(d) > 0 && d.Kind() != '{' {
+		return nil, errors.New("encode event: details are not a JSON object")
+	}
+	body, err := json.Marshal(&ev, marshalOptions)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	return body, nil
+}
 
 // DeadLetter is a request too broken to answer.
 type DeadLetter struct {

@@ -2,7 +2,6 @@ package publisher
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -70,7 +69,10 @@ func TestPublishEvent(t *testing.T) {
 	if got := stored.Header.Get("Content-Type"); got != ContentType {
 		t.Errorf("Content-Type = %q, want %q", got, ContentType)
 	}
-	want, err := json.Marshal(ev)
+	if got := stored.Header.Get(jetstream.ExpectedStreamHeader); got != "EVENTS" {
+		t.Errorf("%s = %q, want the events stream", jetstream.ExpectedStreamHeader, got)
+	}
+	want, err := marshal(ev)
 	if err != nil {
 		t.Fatal(err)
 	}

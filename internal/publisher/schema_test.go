@@ -2,9 +2,10 @@ package publisher
 
 import (
 	"bytes"
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -37,14 +40,12 @@ func TestEventSchemaAcceptsValidExamples(t *testing.T) {
 			if err := validate(schema, body); err != nil {
 				t.Fatalf("schema refuses a valid example: %v", err)
 			}
-			dec := json.NewDecoder(bytes.NewReader(body))
-			dec.DisallowUnknownFields() // every field of an example is one Event carries
-			var ev Event
-			if err := dec.Decode(&ev); err != nil {
+			var ev Event // every field of an example is one Event carries
+			if err := json.Unmarshal(body, &ev, json.RejectUnknownMembers(true)); err != nil {
 				t.Fatalf("example does not decode into Event: %v", err)
 			}
 			checkUnexpressedRules(t, ev)
-			out, err := json.Marshal(ev)
+			out, err := marshal(ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +95,7 @@ func TestNewEventValidates(t *testing.T) {
 	success := checked(StatusSuccess, "", 3)
 	success.ProviderStatus, success.ProviderCode, success.ProviderMessage = "1", "00", "PAYMENT SUCCESS"
 	success.ProviderTransactionID, success.Amount, success.Currency = "9732795", "137110", "IDR"
-	success.Details = json.RawMessage(`{"nominal":129610,"tr_name":"JAORAH"}`)
+	success.Details = stdjson.RawMessage(`{"nominal":129610,"tr_name":"JAORAH"}`)
 	failed := checked(StatusFailed, ReasonProviderFailed, 1)
 	failed.ProviderStatus, failed.ProviderCode, failed.ProviderMessage = "2", "37", "PEMBAYARAN GAGAL"
 
@@ -118,7 +119,7 @@ func TestNewEventValidates(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ev := NewEvent(d)
-			body, err := json.Marshal(ev)
+			body, err := marshal(ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,28 +151,28 @@ func checkUnexpressedRules(t *testing.T, ev Event) {
 func TestEventSchemaListsEveryField(t *testing.T) {
 	full := fullEvent()
 	full.Data.Reason = ReasonDeadline // only success has no reason: set it too, to see every field
-	b, err := json.Marshal(full)
+	b, err := marshal(full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ev map[string]json.RawMessage
+	var ev map[string]jsontext.Value
 	if err := json.Unmarshal(b, &ev); err != nil {
 		t.Fatal(err)
 	}
-	var data map[string]json.RawMessage
+	var data map[string]jsontext.Value
 	if err := json.Unmarshal(ev["data"], &data); err != nil {
 		t.Fatal(err)
 	}
 	var s struct {
-		Properties map[string]json.RawMessage
+		Properties map[string]jsontext.Value `json:"properties"`
 		Defs       struct {
 			Data struct {
-				Properties map[string]json.RawMessage
-			}
+				Properties map[string]jsontext.Value `json:"properties"`
+			} `json:"data"`
 		} `json:"$defs"`
 	}
 	readJSON(t, eventSchemaPath, &s)
-	sorted := func(m map[string]json.RawMessage) []string { return slices.Sorted(maps.Keys(m)) }
+	sorted := func(m map[string]jsontext.Value) []string { return slices.Sorted(maps.Keys(m)) }
 	if diff := cmp.Diff(sorted(s.Properties), sorted(ev)); diff != "" {
 		t.Errorf("envelope fields (-schema +Event):\n%s", diff)
 	}
@@ -180,8 +181,12 @@ func TestEventSchemaListsEveryField(t *testing.T) {
 		t.Errorf("data fields (-schema +Data):\n%s", diff)
 	}
 
-	var status struct{ Enum []string }
-	var reason struct{ Description string }
+	var status struct {
+		Enum []string `json:"enum"`
+	}
+	var reason struct {
+		Description string `json:"description"`
+	}
 	if err := errors.Join(json.Unmarshal(dp["status"], &status), json.Unmarshal(dp["reason"], &reason)); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +200,9 @@ func TestEventSchemaListsEveryField(t *testing.T) {
 		}
 	}
 
-	var req struct{ Properties map[string]json.RawMessage }
+	var req struct {
+		Properties map[string]jsontext.Value `json:"properties"`
+	}
 	readJSON(t, requestSchemaPath, &req)
 	for _, f := range []string{"request_id", "reference", "metadata"} {
 		if diff := cmp.Diff(constraints(t, req.Properties[f]), constraints(t, dp[f])); diff != "" {
@@ -205,7 +212,7 @@ func TestEventSchemaListsEveryField(t *testing.T) {
 }
 
 // constraints is a property's schema without its description.
-func constraints(t *testing.T, raw json.RawMessage) map[string]any {
+func constraints(t *testing.T, raw jsontext.Value) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -277,11 +284,15 @@ func TestEventGolden(t *testing.T) {
 // goldenEvent is fullEvent as published, indented.
 func goldenEvent(t *testing.T) []byte {
 	t.Helper()
-	b, err := json.MarshalIndent(fullEvent(), "", "  ")
+	b, err := marshal(fullEvent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(b, '\n')
+	v := jsontext.Value(b)
+	if err := v.Indent(jsontext.WithIndent("  ")); err != nil {
+		t.Fatal(err)
+	}
+	return append(v, '\n')
 }
 
 // fullEvent is a success event with every field set, under fixed times
@@ -303,7 +314,7 @@ func fullEvent() Event {
 		RequestedAt:           time.Date(2026, 11, 22, 17, 3, 40, 123456789, wib),
 		ResolvedAt:            time.Date(2026, 11, 22, 17, 4, 12, 987654321, wib),
 		Metadata:              map[string]string{"order_id": "7781", "tenant": "shop-a"},
-		Details:               json.RawMessage(`{"admin":7500,"nominal":129610,"noref":"1609626","period":"201405,201407","tr_name":"JAORAH"}`),
+		Details:               stdjson.RawMessage(`{"admin":7500,"nominal":129610,"noref":"1609626","period":"201405,201407","tr_name":"JAORAH"}`),
 	})
 }
 
@@ -390,4 +401,128 @@ func readJSON(t *testing.T, path string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// schemaBase is where the schemas are published: each one's $id is this
+// and its file name, a URL that serves the file from the main branch.
+const schemaBase = "https://raw.githubusercontent.com/statusbridge/statusbridge/main/schemas/"
+
+func TestDataSchemaIsTheSchemaID(t *testing.T) {
+	for _, path := range []string{eventSchemaPath, requestSchemaPath} {
+		var s struct {
+			ID string `json:"$id"`
+		}
+		readJSON(t, path, &s)
+		if want := schemaBase + filepath.Base(path); s.ID != want {
+			t.Errorf("%s: $id = %q, want %q", path, s.ID, want)
+		}
+		if path == eventSchemaPath && fullEvent().DataSchema != s.ID {
+			t.Errorf("events name dataschema %q, the schema's $id is %q", fullEvent().DataSchema, s.ID)
+		}
+	}
+}
+
+// TestSchemasStateTheirTypes holds the schemas to what Ajv's strict mode
+// asks (strictTypes, strictRequired), so that they compile there: a
+// keyword that applies to some JSON types only sits in a subschema that
+// states such a type, and every name a subschema requires is one of its
+// properties.
+func TestSchemasStateTheirTypes(t *testing.T) {
+	for _, path := range []string{eventSchemaPath, requestSchemaPath} {
+		var schema any
+		readJSON(t, path, &schema)
+		n := 0
+		for _, p := range strictProblems(schema, func() { n++ }) {
+			t.Errorf("%s: %s", path, p)
+		}
+		if n < 5 {
+			t.Errorf("%s: only %d subschemas visited", path, n)
+		}
+	}
+	var bad any
+	if err := json.Unmarshal([]byte(`{"type":"object","properties":{"a":{"minimum":1},"b":{"type":"string","minimum":1}},
+		"allOf":[{"if":{"required":["a"]},"then":{"type":"object","required":["c"],"properties":{"c":true}}}]}`), &bad); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`#/allOf/0/if: "required" applies to object values, the subschema states no such type`,
+		`#/allOf/0/if: requires "a", not one of its properties`,
+		`#/properties/a: "minimum" applies to number values, the subschema states no such type`,
+		`#/properties/b: "minimum" applies to number values, the subschema states no such type`,
+	}
+	got := strictProblems(bad, func() {})
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems of a schema with four (-want +got):\n%s", diff)
+	}
+}
+
+// typeKeywords are the keywords Ajv applies to values of some JSON types
+// only, with those types.
+var typeKeywords = map[string][]string{
+	"minimum": {"number"}, "maximum": {"number"}, "exclusiveMinimum": {"number"}, "exclusiveMaximum": {"number"},
+	"multipleOf": {"number"}, "format": {"number", "string"},
+	"minLength": {"string"}, "maxLength": {"string"}, "pattern": {"string"},
+	"items": {"array"}, "prefixItems": {"array"}, "additionalItems": {"array"}, "contains": {"array"},
+	"minContains": {"array"}, "maxContains": {"array"}, "minItems": {"array"}, "maxItems": {"array"},
+	"uniqueItems": {"array"}, "unevaluatedItems": {"array"},
+	"properties": {"object"}, "patternProperties": {"object"}, "additionalProperties": {"object"},
+	"required": {"object"}, "minProperties": {"object"}, "maxProperties": {"object"}, "propertyNames": {"object"},
+	"dependentRequired": {"object"}, "dependentSchemas": {"object"}, "unevaluatedProperties": {"object"},
+}
+
+// strictProblems walks every subschema of schema, calling visited for
+// each, and describes where one breaks strictTypes or strictRequired.
+func strictProblems(schema any, visited func()) []string {
+	var problems []string
+	var walk func(at string, s any)
+	walk = func(at string, s any) {
+		m, ok := s.(map[string]any)
+		if !ok {
+			return // true or false
+		}
+		visited()
+		var types []string
+		switch ty := m["type"].(type) {
+		case string:
+			types = []string{ty}
+		case []any:
+			for _, x := range ty {
+				types = append(types, x.(string))
+			}
+		}
+		if slices.Contains(types, "integer") {
+			types = append(types, "number")
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if want, ok := typeKeywords[k]; ok && !slices.ContainsFunc(want, func(w string) bool { return slices.Contains(types, w) }) {
+				problems = append(problems, fmt.Sprintf("%s: %q applies to %s values, the subschema states no such type", at, k, strings.Join(want, " or ")))
+			}
+			switch v := m[k].(type) {
+			case map[string]any:
+				if k == "properties" || k == "patternProperties" || k == "$defs" || k == "dependentSchemas" {
+					for _, name := range slices.Sorted(maps.Keys(v)) {
+						walk(at+"/"+k+"/"+name, v[name])
+					}
+				} else if k != "const" && k != "default" {
+					walk(at+"/"+k, v)
+				}
+			case []any:
+				if k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems" {
+					for i, sub := range v {
+						walk(fmt.Sprintf("%s/%s/%d", at, k, i), sub)
+					}
+				}
+			}
+		}
+		props, _ := m["properties"].(map[string]any)
+		required, _ := m["required"].([]any)
+		for _, name := range required {
+			if _, ok := props[name.(string)]; !ok {
+				problems = append(problems, fmt.Sprintf("%s: requires %q, not one of its properties", at, name))
+			}
+		}
+	}
+	walk("#", schema)
+	return problems
 }

@@ -6,15 +6,14 @@
 package subscriber
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Limits of request v1 (SPEC §2).
@@ -80,63 +79,114 @@ func (e *decodeError) Error() string {
 	return "invalid request: " + e.Detail
 }
 
+// requestBody is a request v1 as JSON: its members by their exact names,
+// each kept as written so that a member of the wrong type is reported
+// for itself while the others are still read. Unknown members are
+// skipped.
+type requestBody struct {
+	RequestID member `json:"request_id"`
+	Provider  member `json:"provider"`
+	Reference member `json:"reference"`
+	Deadline  member `json:"deadline"`
+	Metadata  member `json:"metadata"`
+}
+
+// member is one member's value, and whether the name appeared more than
+// once (the value is then the last one's).
+type member struct {
+	value    jsontext.Value // nil when absent
+	repeated bool
+}
+
+// UnmarshalJSONFrom reads the member's value, once per occurrence.
+func (m *member) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	m.repeated = m.value != nil
+	m.value = v.Clone()
+	return nil
+}
+
+// absent reports whether the member is missing or null.
+func (m member) absent() bool { return m.value == nil || m.value.Kind() == 'n' }
+
+// str returns the member as a string; ok is false for any other kind.
+func (m member) str() (string, bool) {
+	var s string
+	if m.value.Kind() != '"' || json.Unmarshal(m.value, &s, decodeOptions) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// decodeOptions accept what encoding/json accepted: repeated names (the
+// decoder reports those of known members itself) and invalid UTF-8 in
+// strings, read as U+FFFD.
+var decodeOptions = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
 // decodeRequest parses and validates body, a request published on the
 // subject of provider subjectProvider. Unknown fields are ignored.
 func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) {
 	if len(body) > MaxBodyBytes {
 		return Request{}, &decodeError{DeadLetter: DeadLetterTooLarge, Detail: fmt.Sprintf("body is %d bytes, over %d", len(body), MaxBodyBytes)}
 	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
+	if jsontext.Value(body).Kind() != '{' {
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidJSON, Detail: "body is not a JSON object"}
 	}
-	raw, dup, err := topLevelFields(trimmed)
-	if err != nil {
+	var raw requestBody
+	if err := json.Unmarshal(body, &raw, decodeOptions); err != nil {
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidJSON, Detail: "body is not valid JSON"}
 	}
-	if isAbsent(raw.RequestID) {
+	if raw.RequestID.absent() {
 		return Request{}, &decodeError{DeadLetter: DeadLetterMissingRequestID, Detail: "request_id is missing"}
 	}
-	if dup == "request_id" {
+	if raw.RequestID.repeated {
 		// Two request ids: answering either could settle the wrong one.
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidRequestID, Detail: "request_id appears more than once"}
 	}
 	var r Request
 	var ok bool
-	if r.RequestID, ok = stringField(raw.RequestID); !ok || !validRequestID(r.RequestID) {
+	if r.RequestID, ok = raw.RequestID.str(); !ok || !validRequestID(r.RequestID) {
 		return Request{}, &decodeError{DeadLetter: DeadLetterInvalidRequestID, Detail: "request_id must be a string of 1-128 characters from A-Z a-z 0-9 . _ : -"}
 	}
 
 	// From here on the request can be answered with a rejected event, so
 	// collect what can be echoed before reporting the first problem.
 	var problems []string
-	if dup != "" {
-		problems = append(problems, dup+" appears more than once")
+	for _, m := range []struct {
+		name string
+		member
+	}{{"provider", raw.Provider}, {"reference", raw.Reference}, {"deadline", raw.Deadline}, {"metadata", raw.Metadata}} {
+		if m.repeated {
+			problems = append(problems, m.name+" appears more than once")
+		}
 	}
-	if ref, ok := stringField(raw.Reference); ok && validReference(ref) {
+	if ref, ok := raw.Reference.str(); ok && validReference(ref) {
 		r.Reference = ref
-	} else if isAbsent(raw.Reference) {
+	} else if raw.Reference.absent() {
 		problems = append(problems, "reference is missing")
 	} else {
 		problems = append(problems, "reference must be a string of 1-64 printable characters")
 	}
-	if !isAbsent(raw.Metadata) {
-		md, problem := decodeMetadata(raw.Metadata)
+	if !raw.Metadata.absent() {
+		md, problem := decodeMetadata(raw.Metadata.value)
 		if problem != "" {
 			problems = append(problems, problem)
 		} else {
 			r.Metadata = md
 		}
 	}
-	if p, ok := stringField(raw.Provider); !ok {
+	if p, ok := raw.Provider.str(); !ok {
 		problems = append(problems, "provider must be a string")
 	} else if p != subjectProvider {
 		problems = append(problems, "provider does not match the subject")
 	} else {
 		r.Provider = p
 	}
-	if !isAbsent(raw.Deadline) {
-		s, ok := stringField(raw.Deadline)
+	if !raw.Deadline.absent() {
+		s, ok := raw.Deadline.str()
 		t, err := time.Parse(time.RFC3339, s)
 		if !ok || err != nil {
 			problems = append(problems, "deadline must be an RFC 3339 time")
@@ -146,66 +196,9 @@ func decodeRequest(body []byte, subjectProvider string) (Request, *decodeError) 
 	}
 	if len(problems) > 0 {
 		r.Provider = subjectProvider
-		return Request{}, &decodeError{Detail: joinProblems(problems), Partial: r}
+		return Request{}, &decodeError{Detail: strings.Join(problems, "; "), Partial: r}
 	}
 	return r, nil
-}
-
-// requestFields are the JSON texts of the request's known members ("" when
-// absent), substrings of one copy of the body.
-type requestFields struct {
-	RequestID, Provider, Reference, Deadline, Metadata string
-}
-
-// topLevelFields reads the members of a JSON object by their exact names
-// (encoding/json would also match "Request_ID" and let a repeated name
-// silently win), and reports the first known name that appears twice.
-// Unknown members are skipped.
-//
-// The body is validated whole first, copied once into a string and walked
-// with providers.Members: it does what a json.Decoder token loop does
-// (request_fuzz_test.go checks that) without its allocations, and the
-// fields read from it are substrings of that one copy.
-func topLevelFields(body []byte) (f requestFields, duplicate string, err error) {
-	if !providers.ValidJSON(body) {
-		return f, "", errors.New("invalid JSON")
-	}
-	err = providers.Members(string(body), func(name, value string) error {
-		var slot *string
-		switch name {
-		case "request_id":
-			slot = &f.RequestID
-		case "provider":
-			slot = &f.Provider
-		case "reference":
-			slot = &f.Reference
-		case "deadline":
-			slot = &f.Deadline
-		case "metadata":
-			slot = &f.Metadata
-		default:
-			return nil
-		}
-		if *slot != "" && duplicate == "" {
-			duplicate = name
-		}
-		*slot = value
-		return nil
-	})
-	return f, duplicate, err
-}
-
-func isAbsent(raw string) bool { return raw == "" || raw == "null" }
-
-// stringField reads a JSON string member; ok is false for any other type.
-// A string that needs no decoding is returned as a substring of raw.
-func stringField(raw string) (string, bool) {
-	if raw == "" || raw[0] != '"' {
-		return "", false
-	}
-	var t providers.Text
-	t.SetJSON(raw)
-	return t.Get()
 }
 
 // validReference accepts 1-64 printable characters (SPEC §2). Printable
@@ -223,39 +216,26 @@ func validReference(s string) bool {
 	return true
 }
 
-var errNotAString = errors.New("metadata values must be strings")
-
-// decodeMetadata reads the metadata member of a validated body. A key
+// decodeMetadata reads the metadata member, an object of strings. A key
 // given twice counts once, with its last value.
-func decodeMetadata(raw string) (map[string]string, string) {
-	if raw[0] != '{' {
+func decodeMetadata(v jsontext.Value) (map[string]string, string) {
+	if v.Kind() != '{' {
 		return nil, "metadata must be an object of strings"
 	}
-	md := map[string]string{}
-	err := providers.Members(raw, func(name, value string) error {
-		s, ok := stringField(value)
+	var members map[string]member
+	if err := json.Unmarshal(v, &members, decodeOptions); err != nil {
+		return nil, "metadata must be an object of strings"
+	}
+	md := make(map[string]string, len(members))
+	for k, m := range members {
+		s, ok := m.str()
 		if !ok {
-			return errNotAString
+			return nil, "metadata values must be strings"
 		}
-		md[name] = s
-		return nil
-	})
-	if err != nil {
-		return nil, errNotAString.Error()
+		md[k] = s
 	}
 	if len(md) > MaxMetadataKeys {
 		return nil, fmt.Sprintf("metadata has %d keys, at most %d allowed", len(md), MaxMetadataKeys)
 	}
 	return md, ""
-}
-
-func joinProblems(p []string) string {
-	var b bytes.Buffer
-	for i, s := range p {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(s)
-	}
-	return b.String()
 }

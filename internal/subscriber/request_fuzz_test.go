@@ -2,8 +2,6 @@ package subscriber
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +10,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -86,8 +86,10 @@ func FuzzDecodeRequest(f *testing.F) {
 		req, derr := decodeRequest(body, subjectProvider)
 		// The schema cannot know the subject: compare bodies that name its
 		// provider.
-		var named struct{ Provider any }
-		_ = json.Unmarshal(body, &named)
+		var named struct {
+			Provider any `json:"provider"`
+		}
+		_ = json.Unmarshal(body, &named, decodeOptions)
 		schemaOK := slices.Contains(known, subjectProvider) && named.Provider == subjectProvider &&
 			len(body) <= MaxBodyBytes && schemaAccepts(schema, body)
 
@@ -133,8 +135,8 @@ func schemaAccepts(s *jsonschema.Schema, body []byte) bool {
 // withoutNulls drops the optional members that are null: decodeRequest
 // reads them as absent, the schema's types do not allow null.
 func withoutNulls(t *testing.T, body []byte) []byte {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
+	var m map[string]jsontext.Value
+	if err := json.Unmarshal(body, &m, decodeOptions); err != nil {
 		t.Fatalf("accepted a body that is not a JSON object: %q", body)
 	}
 	for _, k := range []string{"deadline", "metadata"} {
@@ -142,7 +144,7 @@ func withoutNulls(t *testing.T, body []byte) []byte {
 			delete(m, k)
 		}
 	}
-	out, err := json.Marshal(m)
+	out, err := json.Marshal(m, decodeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +162,10 @@ func schemaCannotSay(body []byte, derr *decodeError) bool {
 		return true
 	}
 	if strings.Contains(d, "reference must be") {
-		var b struct{ Reference string }
-		if json.Unmarshal(body, &b) == nil {
+		var b struct {
+			Reference string `json:"reference"`
+		}
+		if json.Unmarshal(body, &b, decodeOptions) == nil {
 			for _, r := range b.Reference {
 				if r > 0x7e {
 					return true
@@ -170,85 +174,4 @@ func schemaCannotSay(body []byte, derr *decodeError) bool {
 		}
 	}
 	return false
-}
-
-// rawFields are the members the reference reads, as their raw values.
-type rawFields struct {
-	RequestID, Provider, Reference, Deadline, Metadata json.RawMessage
-}
-
-// topLevelFieldsByDecoder is the reference topLevelFields must agree
-// with: the same exact-name reading with a json.Decoder token loop.
-func topLevelFieldsByDecoder(body []byte) (f rawFields, duplicate string, err error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil {
-		return f, "", err
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return f, "", err
-		}
-		name, _ := tok.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return f, "", err
-		}
-		slot := map[string]*json.RawMessage{
-			"request_id": &f.RequestID, "provider": &f.Provider, "reference": &f.Reference,
-			"deadline": &f.Deadline, "metadata": &f.Metadata,
-		}[name]
-		if slot == nil {
-			continue
-		}
-		if *slot != nil && duplicate == "" {
-			duplicate = name
-		}
-		*slot = value
-	}
-	if _, err := dec.Token(); err != nil {
-		return f, "", err
-	}
-	if dec.More() || dec.InputOffset() != int64(len(body)) {
-		return f, "", errors.New("data after the object")
-	}
-	return f, duplicate, nil
-}
-
-// FuzzTopLevelFields checks the walk of topLevelFields against a
-// json.Decoder on every object-shaped body.
-func FuzzTopLevelFields(f *testing.F) {
-	for _, s := range []string{
-		`{"request_id":"r","provider":"iak","reference":"x","request_id":"s"}`,
-		`{ "request_id" : "r" , "x" : [1, {"a": "]}"}, "\"}"] , "metadata" : {"k": "v"} }`,
-		`{"request\u005fid":"r","reference":"a\\\"b","deadline":null,"n":-1.5e3,"t":true}`,
-		`{"Request_ID":"r"}`, `{}`, `{"a":1}{"b":2}`, `{"a":"` + "\xff" + `"}`, `{"a":1,}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		body = bytes.TrimSpace(body)
-		if len(body) == 0 || body[0] != '{' {
-			return // decodeRequest never passes these
-		}
-		got, gotDup, gotErr := topLevelFields(body)
-		want, wantDup, wantErr := topLevelFieldsByDecoder(body)
-		if (gotErr != nil) != (wantErr != nil) {
-			t.Fatalf("%q: error %v, the decoder's %v", body, gotErr, wantErr)
-		}
-		if gotErr != nil {
-			return
-		}
-		if gotDup != wantDup {
-			t.Fatalf("%q: duplicate %q, the decoder's %q", body, gotDup, wantDup)
-		}
-		for _, p := range [][2]string{
-			{got.RequestID, string(want.RequestID)}, {got.Provider, string(want.Provider)}, {got.Reference, string(want.Reference)},
-			{got.Deadline, string(want.Deadline)}, {got.Metadata, string(want.Metadata)},
-		} {
-			if p[0] != p[1] {
-				t.Fatalf("%q: member %q, the decoder's %q", body, p[0], p[1])
-			}
-		}
-	})
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/statusbridge/statusbridge/internal/metrics"
 )
 
 func TestDecodeRequest(t *testing.T) {
@@ -33,10 +35,21 @@ func TestDecodeRequest(t *testing.T) {
 		{name: "surrounding whitespace",
 			body: " \n{\"request_id\":\"r-1\",\"provider\":\"iak\",\"reference\":\"x\"}\n",
 			want: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
+		{name: "escaped member names are the names",
+			body: `{"request\u005fid":"r-1","provider":"iak","reference":"x"}`,
+			want: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
+		{name: "a metadata key given twice counts once, with its last value",
+			body: `{"request_id":"r-1","provider":"iak","reference":"x","metadata":{"k":"1","k":"2"}}`,
+			want: Request{RequestID: "r-1", Provider: "iak", Reference: "x", Metadata: map[string]string{"k": "2"}}},
+		{name: "invalid UTF-8 in a string reads as U+FFFD",
+			body: "{\"request_id\":\"r-1\",\"provider\":\"iak\",\"reference\":\"x\",\"metadata\":{\"k\":\"a\xffb\"}}",
+			want: Request{RequestID: "r-1", Provider: "iak", Reference: "x", Metadata: map[string]string{"k": "a\uFFFDb"}}},
 
 		{name: "too large", body: `{"request_id":"r","pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, deadLetter: DeadLetterTooLarge},
 		{name: "empty", body: ``, deadLetter: DeadLetterInvalidJSON},
 		{name: "not an object", body: `["r-1"]`, deadLetter: DeadLetterInvalidJSON},
+		{name: "null", body: `null`, deadLetter: DeadLetterInvalidJSON},
+		{name: "whitespace JSON does not allow", body: "\f{\"request_id\":\"r-1\",\"provider\":\"iak\",\"reference\":\"x\"}", deadLetter: DeadLetterInvalidJSON},
 		{name: "broken JSON", body: `{"request_id":"r-1",`, deadLetter: DeadLetterInvalidJSON},
 		{name: "data after the object", body: `{"request_id":"r-1","provider":"iak","reference":"x"} {}`, deadLetter: DeadLetterInvalidJSON},
 		{name: "missing request_id", body: `{"provider":"iak","reference":"x"}`, deadLetter: DeadLetterMissingRequestID},
@@ -60,6 +73,8 @@ func TestDecodeRequest(t *testing.T) {
 			problem: "reference must be", partial: Request{RequestID: "r-1", Provider: "iak"}},
 		{name: "reference twice", body: `{"request_id":"r-1","provider":"iak","reference":"a","reference":"b"}`,
 			problem: "reference appears more than once", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "b"}},
+		{name: "provider twice", body: `{"request_id":"r-1","provider":"iak","reference":"x","provider":"iak"}`,
+			problem: "provider appears more than once", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
 		{name: "provider differs from the subject", body: `{"request_id":"r-1","provider":"ayopop","reference":"x"}`,
 			problem: "provider does not match the subject", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
 		{name: "provider missing", body: `{"request_id":"r-1","reference":"x"}`,
@@ -70,6 +85,10 @@ func TestDecodeRequest(t *testing.T) {
 			problem: "deadline must be", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
 		{name: "metadata not strings", body: `{"request_id":"r-1","provider":"iak","reference":"x","metadata":{"a":1}}`,
 			problem: "metadata values must be strings", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
+		{name: "metadata value null", body: `{"request_id":"r-1","provider":"iak","reference":"x","metadata":{"a":null}}`,
+			problem: "metadata values must be strings", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
+		{name: "metadata not an object", body: `{"request_id":"r-1","provider":"iak","reference":"x","metadata":["a"]}`,
+			problem: "metadata must be an object of strings", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
 		{name: "metadata too many keys", body: `{"request_id":"r-1","provider":"iak","reference":"x","metadata":{` + manyKeys(MaxMetadataKeys+1) + `}}`,
 			problem: "metadata has 33 keys", partial: Request{RequestID: "r-1", Provider: "iak", Reference: "x"}},
 		{name: "every problem is reported", body: `{"request_id":"r-1","provider":"x","reference":"","deadline":"soon"}`,
@@ -100,6 +119,15 @@ func TestDecodeRequest(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecodeDeadLetterReasonsAreMetricLabels: the dead-letters metric
+// starts a series at 0 for every reason decodeRequest gives.
+func TestDecodeDeadLetterReasonsAreMetricLabels(t *testing.T) {
+	want := []string{DeadLetterTooLarge, DeadLetterInvalidJSON, DeadLetterMissingRequestID, DeadLetterInvalidRequestID}
+	if diff := cmp.Diff(want, metrics.DeadLetterReasons); diff != "" {
+		t.Errorf("metrics.DeadLetterReasons (-decodeRequest's +metrics'):\n%s", diff)
 	}
 }
 

@@ -2,7 +2,6 @@ package subscriber
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/go-json-experiment/json"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -84,10 +84,17 @@ func TestRequestSchemaMatchesDecoderLimits(t *testing.T) {
 	var s struct {
 		Required   []string `json:"required"`
 		Properties struct {
-			RequestID struct{ Pattern string } `json:"request_id"`
-			Reference struct{ MinLength, MaxLength int }
-			Metadata  struct{ MaxProperties int }
-		}
+			RequestID struct {
+				Pattern string `json:"pattern"`
+			} `json:"request_id"`
+			Reference struct {
+				MinLength int `json:"minLength"`
+				MaxLength int `json:"maxLength"`
+			} `json:"reference"`
+			Metadata struct {
+				MaxProperties int `json:"maxProperties"`
+			} `json:"metadata"`
+		} `json:"properties"`
 	}
 	readJSON(t, requestSchemaPath, &s)
 	got := []any{s.Required, s.Properties.RequestID.Pattern, s.Properties.Reference.MinLength,
@@ -105,7 +112,11 @@ func TestRequestSchemaMatchesDecoderLimits(t *testing.T) {
 // portable pattern cannot name; the schema's description says so).
 func TestRequestSchemaReferencePattern(t *testing.T) {
 	var s struct {
-		Properties struct{ Reference struct{ Pattern string } }
+		Properties struct {
+			Reference struct {
+				Pattern string `json:"pattern"`
+			} `json:"reference"`
+		} `json:"properties"`
 	}
 	readJSON(t, requestSchemaPath, &s)
 	re := regexp.MustCompile(s.Properties.Reference.Pattern)
@@ -136,8 +147,10 @@ func TestRequestSchemaReferencePattern(t *testing.T) {
 // body naming an unknown provider on that provider's own subject passes
 // decodeRequest and is rejected by handle with reason unknown_provider.)
 func subjectProvider(body []byte, known []string) string {
-	var b struct{ Provider any }
-	if json.Unmarshal(body, &b) == nil {
+	var b struct {
+		Provider any `json:"provider"`
+	}
+	if json.Unmarshal(body, &b, decodeOptions) == nil {
 		if p, ok := b.Provider.(string); ok && slices.Contains(known, p) {
 			return p
 		}
@@ -148,7 +161,11 @@ func subjectProvider(body []byte, known []string) string {
 func providerEnum(t *testing.T) []string {
 	t.Helper()
 	var s struct {
-		Properties struct{ Provider struct{ Enum []string } }
+		Properties struct {
+			Provider struct {
+				Enum []string `json:"enum"`
+			} `json:"provider"`
+		} `json:"properties"`
 	}
 	readJSON(t, requestSchemaPath, &s)
 	if len(s.Properties.Provider.Enum) == 0 {
