@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/providers/appotapay"
 	"github.com/statusbridge/statusbridge/internal/providers/ayopop"
@@ -95,7 +96,7 @@ func runBenchWorker(ctx context.Context, args []string, stdout, stderr io.Writer
 	var err error
 	switch *mode {
 	case "bridge":
-		err = runDaemon(ctx, stderr, daemonHooks{started: func(string, string) { ready() }})
+		err = runDaemon(ctx, stderr, func(string, string) { ready() })
 	case "ceiling":
 		err = runCeiling(ctx, ready)
 	default:
@@ -138,7 +139,7 @@ type ceiling struct {
 // runCeiling runs the ceiling until ctx ends; ready is called once it
 // consumes.
 func runCeiling(ctx context.Context, ready func()) error {
-	cfg, err := loadConfig()
+	cfg, _, err := config.Load()
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func runCeiling(ctx context.Context, ready func()) error {
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	cons, err := topology.Provision(pctx, js, cfg.topology())
+	cons, err := topology.Provision(pctx, js, cfg.Topology())
 	cancel()
 	if err != nil {
 		return err
@@ -271,14 +272,14 @@ func member(body []byte, key string) string {
 
 // newCeiling prepares the ceiling's requests and payloads. stop ends the
 // AppotaPay token's refresher.
-func newCeiling(cfg config, js jetstream.JetStream) (*ceiling, func(), error) {
+func newCeiling(cfg config.Config, js jetstream.JetStream) (*ceiling, func(), error) {
 	c := &ceiling{
 		js:       js,
 		hc:       providers.NewHTTPClient(cfg.RequestTimeout, cfg.Concurrency),
 		build:    map[string]func(string) (*http.Request, error){},
 		subject:  map[string]string{},
 		payload:  map[string][]byte{},
-		schedule: cfg.schedules(),
+		schedule: cfg.Schedules(),
 		pending: map[string][][]byte{
 			iak.Name:       {[]byte(`"response_code":"39"`)},
 			ayopop.Name:    {[]byte(`"responseCode":299`)},

@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path"
@@ -39,6 +39,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/statusbridge/statusbridge/internal/config"
+	"github.com/statusbridge/statusbridge/internal/daemon"
+	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
@@ -125,11 +128,11 @@ func TestDeployEveryFileIsChecked(t *testing.T) {
 // --- configuration variables ---
 
 // configVars maps every BRIDGE_* variable to the Go type of its field, as
-// `bridge config` (printConfig) lists them.
+// `bridge config` (config.PrintVariables) lists them.
 func configVars(t *testing.T) map[string]string {
 	t.Helper()
 	var out bytes.Buffer
-	if err := printConfig(&out); err != nil {
+	if err := config.PrintVariables(&out); err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]bool{}
@@ -139,10 +142,10 @@ func configVars(t *testing.T) map[string]string {
 		}
 		names[strings.Fields(line)[0]] = true
 	}
-	var c config
+	var c config.Config
 	var types bytes.Buffer
 	tmpl := template.Must(template.New("types").Parse("{{range .}}{{.Key}} {{.Field.Type}}\n{{end}}"))
-	if err := envconfig.Usaget(envPrefix, &c, &types, tmpl); err != nil {
+	if err := envconfig.Usaget(config.Prefix, &c, &types, tmpl); err != nil {
 		t.Fatal(err)
 	}
 	vars := map[string]string{}
@@ -208,15 +211,22 @@ func TestDeployVariablesExist(t *testing.T) {
 	}
 }
 
-// loadConfigWith loads the configuration from exactly env (and nothing of
-// the caller's environment).
-func loadConfigWith(t *testing.T, env map[string]string) config {
+// loadEnv loads the configuration from exactly env (and nothing of the
+// caller's environment).
+func loadEnv(t *testing.T, env map[string]string) (config.Config, error) {
 	t.Helper()
 	clearBridgeEnv(t)
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	cfg, err := loadConfig()
+	cfg, _, err := config.Load()
+	return cfg, err
+}
+
+// loadConfigWith is loadEnv for an env that must load.
+func loadConfigWith(t *testing.T, env map[string]string) config.Config {
+	t.Helper()
+	cfg, err := loadEnv(t, env)
 	if err != nil {
 		keys := slices.Sorted(maps.Keys(env))
 		t.Fatalf("configuration with %v does not load: %v", keys, err)
@@ -224,7 +234,7 @@ func loadConfigWith(t *testing.T, env map[string]string) config {
 	return cfg
 }
 
-func defaultConfig(t *testing.T) config { return loadConfigWith(t, nil) }
+func defaultConfig(t *testing.T) config.Config { return loadConfigWith(t, nil) }
 
 func httpPort(t *testing.T, addr string) int {
 	t.Helper()
@@ -240,9 +250,9 @@ func httpPort(t *testing.T, addr string) int {
 }
 
 // checkProviders asserts that cfg enables every provider.
-func checkProviders(t *testing.T, where string, cfg config) {
+func checkProviders(t *testing.T, where string, cfg config.Config) {
 	t.Helper()
-	clients, err := buildProviders(cfg, nil)
+	clients, err := cfg.Providers(nil)
 	if err != nil {
 		t.Fatalf("%s: %v", where, err)
 	}
@@ -712,14 +722,14 @@ func strictJSON(t *testing.T, rel string, v any) {
 
 // productionConfig is the bridge's configuration in Kubernetes: the
 // defaults with the ConfigMap and the Deployment's environment applied.
-func productionConfig(t *testing.T) config {
+func productionConfig(t *testing.T) config.Config {
 	t.Helper()
-	return loadConfigWith(t, readK8s(t).env(t))
+	return loadConfigWith(t, withCredentials(t, readK8s(t).env(t)))
 }
 
 func TestDeployNATS(t *testing.T) {
 	prod := productionConfig(t)
-	topo := prod.topology()
+	topo := prod.Topology()
 
 	opts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "nats.conf"))
 	if err != nil {
@@ -752,7 +762,9 @@ func TestDeployNATS(t *testing.T) {
 		t.Errorf("deploy/%s: defines consumer %q; name the file after it", consumerFiles[0], consumer.Durable)
 	}
 
-	want := []jetstream.StreamConfig{topo.RequestsStreamConfig(), topo.EventsStreamConfig(), topo.DeadLetterStreamConfig()}
+	want := []jetstream.StreamConfig{topo.RequestsStreamConfig(), topo.EventsStreamConfig(), topo.DeadLetterStreamConfig(),
+		// The key-value buckets are streams named KV_<bucket>.
+		{Name: "KV_" + topo.CapacityBucket}, {Name: "KV_" + topo.ChecksBucket}}
 	if len(streams) != len(want) {
 		t.Errorf("deploy/nats/streams defines %d streams, the bridge %d", len(streams), len(want))
 	}
@@ -810,10 +822,13 @@ func TestDeployNATS(t *testing.T) {
 	if _, err := topology.Bind(ctx, js, topo); err != nil {
 		t.Fatalf("the bridge does not bind to deploy/nats: %v", err)
 	}
+	if _, err := topology.OpenBuckets(ctx, js, topo); err != nil {
+		t.Fatalf("the bridge does not find its buckets in deploy/nats: %v", err)
+	}
 
 	// And they are what the bridge itself provisions: compare the server's
 	// view of both (one replica each here).
-	provisioned := startNATS(t)
+	provisioned := daemontest.StartNATS(t)
 	_, js2 := jsConnect(t, provisioned.ClientURL())
 	topo1 := topo
 	topo1.Replicas = 1
@@ -1205,6 +1220,67 @@ func (k k8sManifests) secretFile(t *testing.T, c k8sContainer, file string) stri
 	return ""
 }
 
+// placeholders returns the variables of env that hold an EXAMPLE value,
+// directly or in the file their *_FILE twin names, by the secret's name.
+func placeholders(t *testing.T, env map[string]string) []string {
+	t.Helper()
+	var out []string
+	for k, v := range env {
+		if name, ok := strings.CutSuffix(k, "_FILE"); ok {
+			if strings.HasPrefix(readSecretFile(t, v), "EXAMPLE") {
+				out = append(out, name)
+			}
+		} else if strings.HasPrefix(v, "EXAMPLE") {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("deploy/k8s has no EXAMPLE credential")
+	}
+	slices.Sort(out)
+	return out
+}
+
+// withCredentials replaces the EXAMPLE credentials of env, values and the
+// files of *_FILE variables, with made-up ones, as an operator does.
+func withCredentials(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	out := maps.Clone(env)
+	for _, name := range placeholders(t, env) {
+		if _, ok := env[name+"_FILE"]; ok {
+			out[name+"_FILE"] = writeSecret(t, "secret", "made-up-"+strings.ToLower(name))
+		} else {
+			out[name] = "made-up-" + strings.ToLower(name)
+		}
+	}
+	return out
+}
+
+func readSecretFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+func writeSecret(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func TestDeployKubernetes(t *testing.T) {
 	vars := configVars(t)
 	defaults := defaultConfig(t)
@@ -1239,7 +1315,15 @@ func TestDeployKubernetes(t *testing.T) {
 	if len(k.secret.Data) > 0 {
 		t.Error("secret.yaml: use stringData placeholders, not data")
 	}
-	cfg := loadConfigWith(t, env)
+	// As shipped, every EXAMPLE credential is refused by name; with real
+	// ones the whole environment loads.
+	_, err := loadEnv(t, env)
+	for _, name := range placeholders(t, env) {
+		if !strings.Contains(errString(err), name+" holds a placeholder") {
+			t.Errorf("deployment: the placeholder of %s is not refused: %v", name, err)
+		}
+	}
+	cfg := loadConfigWith(t, withCredentials(t, env))
 	checkProviders(t, "deployment", cfg)
 	if !cfg.Provision && cfg.NatsURL == "" {
 		t.Error("configmap: BRIDGE_PROVISION=false needs an external NATS (BRIDGE_NATS_URL)")
@@ -1328,31 +1412,28 @@ func matches(selector, labels map[string]string) bool {
 	return true
 }
 
-// checkServed asserts that serveHTTP answers the given paths.
+// checkServed asserts that the daemon's HTTP handler answers the given paths.
 func checkServed(t *testing.T, paths ...string) {
 	t.Helper()
-	addr, stop, err := serveHTTP("127.0.0.1:0", metrics.New("test"), func() bool { return true }, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	srv := httptest.NewServer(daemon.Handler(metrics.New("test"), func() bool { return true }))
+	defer srv.Close()
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, p := range paths {
-		resp, err := client.Get("http://" + addr + p)
+		resp, err := client.Get(srv.URL + p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s: %s, want 200 from serveHTTP", p, resp.Status)
+			t.Errorf("GET %s: %s, want 200 from the daemon", p, resp.Status)
 		}
 	}
 }
 
 func TestDeployKEDA(t *testing.T) {
 	k := readK8s(t)
-	prod := loadConfigWith(t, k.env(t))
-	topo := prod.topology()
+	prod := loadConfigWith(t, withCredentials(t, k.env(t)))
+	topo := prod.Topology()
 	so := k.scaled.Spec
 	cat := metricCatalogue(t)
 

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/statusbridge/statusbridge/internal/config"
+	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 )
 
@@ -21,6 +24,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// syncBuffer collects a command's output.
+type syncBuffer = daemontest.SyncBuffer
+
+// clearBridgeEnv unsets every BRIDGE_* variable for the test, so a
+// developer's shell cannot change what a test runs.
+func clearBridgeEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "BRIDGE_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
 // bridgeProcess is a bridge running as a child process.
 type bridgeProcess struct {
 	cmd     *exec.Cmd
@@ -29,13 +47,19 @@ type bridgeProcess struct {
 	waitErr error         // valid after done
 }
 
-// startProcess runs the bridge in a child process with the current
-// environment.
-func startProcess(t *testing.T) *bridgeProcess {
+// startProcess runs `bridge run` in a child process, configured with cfg
+// through its environment alone.
+func startProcess(t *testing.T, cfg config.Config) *bridgeProcess {
 	t.Helper()
 	p := &bridgeProcess{logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], "run")
-	p.cmd.Env = append(os.Environ(), "STATUSBRIDGE_TEST_AS_BRIDGE=1")
+	p.cmd.Env = []string{"STATUSBRIDGE_TEST_AS_BRIDGE=1"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BRIDGE_") {
+			p.cmd.Env = append(p.cmd.Env, kv)
+		}
+	}
+	p.cmd.Env = append(p.cmd.Env, cfg.Environ()...)
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -52,6 +76,21 @@ func startProcess(t *testing.T) *bridgeProcess {
 	return p
 }
 
+// processConfig is the schedule of the process tests: short timeouts and a
+// short ack wait, so that work a killed bridge held comes back within
+// seconds.
+func processConfig(c *config.Config) {
+	c.RequestTimeout = time.Second
+	c.PublishTimeout = time.Second
+	c.AckWait = 3 * time.Second
+	c.ShutdownTimeout = 3 * time.Second
+	c.LogLevel = "info"
+	// Every request's script hangs once ("timeout"), which to a circuit
+	// breaker is a provider that keeps failing; these tests are about
+	// processes, so the breaker stays out of the way.
+	c.Breaker.Failures = 1 << 20
+}
+
 // TestCrashLosesNothing kills a bridge with SIGKILL while hundreds of
 // requests are parked or in flight, starts another, and checks that every
 // request resolves exactly once, under the id derived from it.
@@ -59,51 +98,46 @@ func TestCrashLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	w := newWorld(t, map[string]string{
-		"BRIDGE_REQUEST_TIMEOUT":  "1s",
-		"BRIDGE_PUBLISH_TIMEOUT":  "1s",
-		"BRIDGE_ACK_WAIT":         "3s",
-		"BRIDGE_SHUTDOWN_TIMEOUT": "3s",
-		"BRIDGE_BACKOFF_INITIAL":  "100ms",
-		"BRIDGE_BACKOFF_MAX":      "400ms",
-		"BRIDGE_LOG_LEVEL":        "info",
+	t.Parallel()
+	w := daemontest.NewWorld(t, processConfig, func(c *config.Config) {
+		c.Backoff.Initial, c.Backoff.Max = 100*time.Millisecond, 400*time.Millisecond
 	})
-	w.provision()
+	w.Provision()
 	scripts := []string{"success", "pending*3,success", "pending*6,success", "timeout,success", "pending*2,failed", "error500,pending,success"}
 	const n = 300
 	want := map[string]string{} // event id → status
 	for i := range n {
 		script := scripts[i%len(scripts)]
 		ref := fmt.Sprintf("%s#crash-%03d", script, i)
-		id := w.request("iak", fmt.Sprintf("crash-%03d", i), ref, "")
+		id := w.Request("iak", fmt.Sprintf("crash-%03d", i), ref, "")
 		want[id] = "success"
 		if script == "pending*2,failed" {
 			want[id] = "failed"
 		}
 	}
 
-	first := startProcess(t)
-	waitFor(t, 30*time.Second, "some events before the crash", func() bool { return len(w.events()) >= 60 })
+	first := startProcess(t, w.Config)
+	daemontest.WaitFor(t, 30*time.Second, "some events before the crash", func() bool { return len(w.Events()) >= 60 })
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-first.done
-	before := len(w.events())
+	before := len(w.Events())
 	t.Logf("killed the bridge with %d of %d events published", before, n)
 	if before == n {
 		t.Fatal("everything resolved before the crash; the test proves nothing")
 	}
 
-	startProcess(t)
+	startProcess(t, w.Config)
 	ids := make([]string, 0, n)
 	for id := range want {
 		ids = append(ids, id)
 	}
-	got := w.waitEvents(60*time.Second, ids...)
+	got := w.WaitEvents(60*time.Second, ids...)
 	if len(got) != n {
 		t.Errorf("%d events, want %d", len(got), n)
 	}
-	if all := len(w.events()); all != n {
+	if all := len(w.Events()); all != n {
 		t.Errorf("the events stream holds %d events for %d requests", all, n)
 	}
 	for id, status := range want {
@@ -119,22 +153,17 @@ func TestSigtermUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	w := newWorld(t, map[string]string{
-		"BRIDGE_REQUEST_TIMEOUT":  "1s",
-		"BRIDGE_PUBLISH_TIMEOUT":  "1s",
-		"BRIDGE_ACK_WAIT":         "3s",
-		"BRIDGE_SHUTDOWN_TIMEOUT": "3s",
-		"BRIDGE_LOG_LEVEL":        "info",
-	})
-	w.provision()
+	// Not parallel: it times the shutdown.
+	w := daemontest.NewWorld(t, processConfig)
+	w.Provision()
 	const n = 200
 	var ids []string
 	for i := range n {
 		ref := fmt.Sprintf("pending,timeout,success#term-%03d", i)
-		ids = append(ids, w.request("iak", fmt.Sprintf("term-%03d", i), ref, ""))
+		ids = append(ids, w.Request("iak", fmt.Sprintf("term-%03d", i), ref, ""))
 	}
-	p := startProcess(t)
-	waitFor(t, 30*time.Second, "checks in flight", func() bool { return w.sim.TotalCalls("iak") > n })
+	p := startProcess(t, w.Config)
+	daemontest.WaitFor(t, 30*time.Second, "checks in flight", func() bool { return w.Sim.TotalCalls("iak") > n })
 	start := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -150,8 +179,8 @@ func TestSigtermUnderLoad(t *testing.T) {
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("shutdown took %v, over the 3s shutdown timeout", d)
 	}
-	startProcess(t)
-	got := w.waitEvents(60*time.Second, ids...)
+	startProcess(t, w.Config)
+	got := w.WaitEvents(60*time.Second, ids...)
 	for _, id := range ids {
 		if got[id].Event.Data.Status != publisher.StatusSuccess {
 			t.Errorf("event %s: %s", id, got[id].Raw)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statusbridge/statusbridge/internal/config"
+	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 )
 
@@ -37,6 +39,7 @@ func between(t *testing.T, s, begin, end string) string {
 }
 
 func TestReadmeGoExampleIsThisFile(t *testing.T) {
+	t.Parallel()
 	readme := between(t, readFile(t, "../../README.md"), "<!-- readme-example:begin -->\n```go\n", "```\n<!-- readme-example:end -->")
 	code := between(t, readFile(t, "readme_example_test.go"), "// readme-example:begin\n", "\n// readme-example:end\n")
 	if readme != code {
@@ -47,8 +50,9 @@ func TestReadmeGoExampleIsThisFile(t *testing.T) {
 // TestReadmeGoExample runs the README's requester and notifier against a
 // bridge: each request's event reaches the notifier once.
 func TestReadmeGoExample(t *testing.T) {
-	w := newWorld(t, nil)
-	w.startBridge()
+	t.Parallel()
+	w := daemontest.NewWorld(t)
+	w.StartBridge()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -57,7 +61,7 @@ func TestReadmeGoExample(t *testing.T) {
 		{"readme-2", "ayopop", "failed#readme-2"},
 		{"readme-1", "iak", "pending,success#readme-1"}, // re-sent: deduplicated
 	} {
-		if err := requestStatus(ctx, w.js, r.id, r.provider, r.reference); err != nil {
+		if err := requestStatus(ctx, w.JS, r.id, r.provider, r.reference); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +90,7 @@ func TestReadmeGoExample(t *testing.T) {
 		return nil
 	}
 	notifyDone := make(chan error, 1)
-	go func() { notifyDone <- notify(ctx, w.js, seen, handle) }()
+	go func() { notifyDone <- notify(ctx, w.JS, seen, handle) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -108,9 +112,9 @@ func TestReadmeGoExample(t *testing.T) {
 // code in step: every variable the code reads is documented, and every
 // BRIDGE_ name the README mentions exists.
 func TestReadmeConfiguration(t *testing.T) {
-	clearBridgeEnv(t)
+	t.Parallel()
 	var out bytes.Buffer
-	if err := printConfig(&out); err != nil {
+	if err := config.PrintVariables(&out); err != nil {
 		t.Fatal(err)
 	}
 	var known []string
@@ -123,7 +127,7 @@ func TestReadmeConfiguration(t *testing.T) {
 		t.Fatalf("bridge config printed %d variables", len(known))
 	}
 	readme := readFile(t, "../../README.md")
-	perProvider := regexp.MustCompile(`^BRIDGE_(IAK|AYOPOP|APPOTAPAY)_BACKOFF_`)
+	perProvider := regexp.MustCompile(`^BRIDGE_(IAK|AYOPOP|APPOTAPAY)_(BACKOFF|RATE)_`)
 	for _, name := range known {
 		documented := strings.Contains(readme, "`"+name+"`")
 		if base, ok := strings.CutSuffix(name, "_FILE"); ok {
@@ -131,7 +135,7 @@ func TestReadmeConfiguration(t *testing.T) {
 			documented = regexp.MustCompile("`" + base + "`[^|]*\\(`_FILE`\\)").MatchString(readme)
 		}
 		if perProvider.MatchString(name) {
-			documented = strings.Contains(readme, "`BRIDGE_<PROVIDER>_BACKOFF_INITIAL`")
+			documented = strings.Contains(readme, "`BRIDGE_<PROVIDER>_BACKOFF_INITIAL`") && strings.Contains(readme, "`BRIDGE_<PROVIDER>_RATE_LIMIT`")
 		}
 		if !documented {
 			t.Errorf("%s is not in the README's configuration table", name)

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
@@ -89,17 +89,15 @@ func runRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	var cfg config
-	if err := envconfig.Process(envPrefix, &cfg); err != nil {
+	cfg, warnings, err := loadConfig(stderr)
+	if err != nil {
 		return err
 	}
-	var errs []error
-	readSecretFiles(&cfg, &errs)
-	if err := errors.Join(errs...); err != nil {
-		return err
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "bridge: warning: %s\n", w)
 	}
 	url := firstNonEmpty(*natsURL, cfg.NatsURL, nats.DefaultURL)
-	auth, err := natsAuth(cfg)
+	auth, err := daemon.NATSAuth(cfg)
 	if err != nil {
 		return err
 	}

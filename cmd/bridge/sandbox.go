@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/statusbridge/statusbridge/internal/config"
+	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/providers/sim"
 	"github.com/statusbridge/statusbridge/internal/publisher"
@@ -85,6 +87,10 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &exitError{code: 2, err: err}
 	}
 
+	cfg, warnings, err := loadConfig(stderr)
+	if err != nil {
+		return err
+	}
 	dataDir, err := os.MkdirTemp("", "statusbridge-sandbox-")
 	if err != nil {
 		return err
@@ -100,15 +106,16 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	go func() { _ = simSrv.Serve(ln) }()
 	defer simSrv.Close()
 	simURL := "http://" + ln.Addr().String()
+	sandboxConfig(&cfg, dataDir, *listen, *httpAddr, simURL)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	started := make(chan string, 1)
 	daemonErr := make(chan error, 1)
 	go func() {
-		daemonErr <- runDaemon(ctx, stderr, daemonHooks{
-			configure: func(c *config) { sandboxConfig(c, dataDir, *listen, *httpAddr, simURL) },
-			started: func(natsURL, addr string) {
+		daemonErr <- daemon.Run(ctx, cfg, daemon.Options{
+			Log: stderr, Version: buildVersion(), Warnings: warnings,
+			Started: func(natsURL, addr string) {
 				fmt.Fprintf(stdout, "sandbox ready: NATS %s, simulators %s, metrics http://%s/metrics\n", natsURL, simURL, addr)
 				started <- natsURL
 			},
@@ -146,9 +153,12 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // sandboxConfig points the daemon at the simulators with their
 // credentials and a fast schedule, so the demo ends within seconds.
-func sandboxConfig(c *config, dataDir, listen, httpAddr, simURL string) {
+func sandboxConfig(c *config.Config, dataDir, listen, httpAddr, simURL string) {
 	creds := sim.SandboxCredentials()
 	c.NatsURL = ""
+	// The embedded server asks for no credentials and speaks no TLS.
+	c.NatsCreds, c.NatsNkeySeed, c.NatsUser, c.NatsPassword, c.NatsToken = "", "", "", "", ""
+	c.NatsTlsCa, c.NatsTlsCert, c.NatsTlsKey = "", "", ""
 	c.DataDir = dataDir
 	c.EmbeddedListen = listen
 	c.EmbeddedSyncAlways = false // a throwaway store

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/providers/sim"
 )
 
@@ -79,13 +80,11 @@ Script a reference with PUT /_sim/scripts/{provider}/{reference} and a body
 // credentials set in the environment, so one set of variables configures
 // both a bridge and the simulators it talks to.
 func simCredentials() (sim.Credentials, error) {
-	var c config
-	if err := envconfig.Process(envPrefix, &c); err != nil {
+	var c config.Config
+	if err := envconfig.Process(config.Prefix, &c); err != nil {
 		return sim.Credentials{}, err
 	}
-	var errs []error
-	readSecretFiles(&c, &errs)
-	if err := errors.Join(errs...); err != nil {
+	if err := c.ReadSecretFiles(); err != nil {
 		return sim.Credentials{}, err
 	}
 	creds := sim.SandboxCredentials()

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/statusbridge/statusbridge/internal/config"
+	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/providers/sim"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
@@ -114,7 +116,7 @@ func compileEventSchema(t *testing.T) *jsonschema.Schema {
 	return s
 }
 
-func validateEvent(t *testing.T, schema *jsonschema.Schema, e storedEvent) {
+func validateEvent(t *testing.T, schema *jsonschema.Schema, e daemontest.StoredEvent) {
 	t.Helper()
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.Raw))
 	if err == nil {
@@ -130,10 +132,11 @@ func validateEvent(t *testing.T, schema *jsonschema.Schema, e storedEvent) {
 // provider exactly as sent, no input reaches a subject or a log line raw,
 // and every event keeps to the schema.
 func TestHostileInput(t *testing.T) {
-	w := newWorld(t, map[string]string{"BRIDGE_LOG_LEVEL": "debug"})
-	w.provision()
-	subjects := recordSubjects(t, w.nc)
-	b := w.startBridge()
+	t.Parallel()
+	w := newWorld(t, func(c *config.Config) { c.LogLevel = "debug" })
+	w.Provision()
+	subjects := recordSubjects(t, w.NC)
+	b := w.StartBridge()
 	providers := []string{sim.IAK, sim.Ayopop, sim.AppotaPay}
 
 	// Valid references: 1-64 printable characters, whatever they are.
@@ -156,21 +159,21 @@ func TestHostileInput(t *testing.T) {
 	want := map[string]expect{}
 	for i, ref := range references {
 		for _, p := range providers {
-			w.sim.Script(p, ref, sim.Success)
+			w.Sim.Script(p, ref, sim.Success)
 			rid := fmt.Sprintf("hostile.ref:%02d_%s", i, p) // dots and colons are allowed
-			metadata := `,"metadata":{"k\u0000\n":"v\u001b[2J\r\n\u2028","` + strings.Repeat("m", 200) + `":` + jsonString(ref) + `}`
-			want[w.request(p, rid, ref, metadata)] = expect{p, ref, "success", ""}
+			metadata := `,"metadata":{"k\u0000\n":"v\u001b[2J\r\n\u2028","` + strings.Repeat("m", 200) + `":` + daemontest.JSONString(ref) + `}`
+			want[w.Request(p, rid, ref, metadata)] = expect{p, ref, "success", ""}
 		}
 	}
 	for i, ref := range invalid {
 		rid := fmt.Sprintf("hostile-invalid-%02d", i)
-		want[w.request("appotapay", rid, ref, "")] = expect{"appotapay", "", "rejected", "invalid_request"}
+		want[w.Request("appotapay", rid, ref, "")] = expect{"appotapay", "", "rejected", "invalid_request"}
 	}
 
 	// Request ids outside the contract: dead letters, whatever they hold.
 	badIDs := []string{"a*b", "a>b", "a b", "a/b", "ü", "a\nb", "a\x00b", "%2e", strings.Repeat("r", 129), ""}
 	for _, id := range badIDs {
-		w.publish("iak", "", `{"request_id":`+jsonString(id)+`,"provider":"iak","reference":"success"}`)
+		w.Publish("iak", "", `{"request_id":`+daemontest.JSONString(id)+`,"provider":"iak","reference":"success"}`)
 	}
 
 	// Subject tokens: the subject's provider token is echoed only when it
@@ -183,8 +186,8 @@ func TestHostileInput(t *testing.T) {
 	}
 	for i, tc := range tokens {
 		rid := fmt.Sprintf("hostile-token-%02d", i)
-		body := `{"request_id":"` + rid + `","provider":` + jsonString(tc.token) + `,"reference":"success#token"}`
-		if _, err := w.js.Publish(t.Context(), topology.RequestPrefix+tc.token, []byte(body)); err != nil {
+		body := `{"request_id":"` + rid + `","provider":` + daemontest.JSONString(tc.token) + `,"reference":"success#token"}`
+		if _, err := w.JS.Publish(t.Context(), topology.RequestPrefix+tc.token, []byte(body)); err != nil {
 			t.Fatalf("publish on token %q: %v", tc.token, err)
 		}
 		want[publisher.EventID(tc.provider, rid)] = expect{tc.provider, "success#token", "rejected", "unknown_provider"}
@@ -194,11 +197,11 @@ func TestHostileInput(t *testing.T) {
 	for id := range want {
 		ids = append(ids, id)
 	}
-	waitFor(t, 30*time.Second, "an event for every request", func() bool {
-		return w.streamInfo(topology.DefaultEventsStream).State.Msgs >= uint64(len(want))
+	daemontest.WaitFor(t, 30*time.Second, "an event for every request", func() bool {
+		return w.StreamInfo(topology.DefaultEventsStream).State.Msgs >= uint64(len(want))
 	})
-	got := w.waitEvents(5*time.Second, ids...)
-	w.waitSettled(20*time.Second, uint64(len(want)), uint64(len(badIDs)))
+	got := w.WaitEvents(5*time.Second, ids...)
+	w.WaitSettled(20*time.Second, uint64(len(want)), uint64(len(badIDs)))
 	schema := compileEventSchema(t)
 	for id, x := range want {
 		e := got[id]
@@ -213,17 +216,17 @@ func TestHostileInput(t *testing.T) {
 	}
 	for _, ref := range references {
 		for _, p := range providers {
-			if n := w.sim.Calls(p, ref); n != 1 {
+			if n := w.Sim.Calls(p, ref); n != 1 {
 				t.Errorf("%s saw reference %q %d times, want once (escaped into another reference?)", p, ref, n)
 			}
 		}
 	}
 	for _, p := range providers {
-		if n, want := w.sim.TotalCalls(p), len(references); n != want {
+		if n, want := w.Sim.TotalCalls(p), len(references); n != want {
 			t.Errorf("%s saw %d checks, want %d: an invalid reference reached it, or one arrived altered", p, n, want)
 		}
 	}
-	for _, m := range w.deadLetters() {
+	for _, m := range w.DeadLetters() {
 		if r := m.Headers().Get(publisher.HeaderDeadLetterReason); r != "invalid_request_id" && r != "missing_request_id" {
 			t.Errorf("dead letter with reason %q: %q", r, m.Data())
 		}
@@ -231,13 +234,13 @@ func TestHostileInput(t *testing.T) {
 			t.Errorf("dead letter on %q", m.Subject())
 		}
 	}
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	subjects.check(t)
-	checkLogs(t, b.logs.String())
+	checkLogs(t, b.Logs.String())
 	plainName := regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
-	for _, l := range logLines(t, b.logs.String()) {
+	for _, l := range daemontest.LogLines(t, b.Logs.String()) {
 		if p, ok := l["provider"].(string); ok && !plainName.MatchString(p) {
 			t.Errorf("log line names provider %q", p)
 		}
@@ -252,18 +255,19 @@ func TestHostileInput(t *testing.T) {
 // queue for ever. The bridge's filter, status.requested.>, delivers it,
 // and the bridge rejects it like any other unknown token.
 func TestRequestOnLiteralWildcardToken(t *testing.T) {
-	w := newWorld(t, nil)
-	w.startBridge()
+	t.Parallel()
+	w := newWorld(t)
+	w.StartBridge()
 	body := `{"request_id":"literal-gt","provider":">","reference":"r"}`
-	if _, err := w.js.Publish(t.Context(), topology.RequestPrefix+">", []byte(body)); err != nil {
+	if _, err := w.JS.Publish(t.Context(), topology.RequestPrefix+">", []byte(body)); err != nil {
 		t.Fatal(err)
 	}
 	id := publisher.EventID("unknown", "literal-gt")
-	e := w.waitEvents(20*time.Second, id)[id]
+	e := w.WaitEvents(20*time.Second, id)[id]
 	if d := e.Event.Data; d.Status != publisher.StatusRejected || d.Reason != publisher.ReasonUnknownProvider || e.Subject != "status.resolved.unknown.rejected" {
 		t.Errorf("event on %s: %s", e.Subject, e.Raw)
 	}
-	w.waitSettled(10*time.Second, 1, 0)
+	w.WaitSettled(10*time.Second, 1, 0)
 }
 
 // TestFloodOfMalformedRequests interleaves 10,000 malformed or oversized
@@ -271,8 +275,9 @@ func TestRequestOnLiteralWildcardToken(t *testing.T) {
 // as a rejected event or a dead letter, nothing is left in the work queue,
 // and the heap does not grow with the flood.
 func TestFloodOfMalformedRequests(t *testing.T) {
-	w := newWorld(t, map[string]string{"BRIDGE_LOG_LEVEL": "info", "BRIDGE_CONCURRENCY": "32"})
-	w.provision()
+	// Not parallel: it measures the heap.
+	w := newWorld(t, func(c *config.Config) { c.LogLevel, c.Concurrency = "info", 32 })
+	w.Provision()
 
 	const good, bad = 500, 10_000
 	type kind struct {
@@ -312,14 +317,15 @@ func TestFloodOfMalformedRequests(t *testing.T) {
 		}, ""},
 	}
 
-	// Publish asynchronously: the flood is the test, not the publishing.
+	// Publish asynchronously: the flood is the test, not the publishing,
+	// which may stall on a busy machine for longer than nats.go's 200ms.
 	rng := rand.New(rand.NewPCG(1, 2))
 	var goodIDs []string
 	var wantEvents, wantDeadLetters uint64 = good, 0
 	wantReasons := map[string]int{}
 	var futures []jetstream.PubAckFuture
 	publish := func(body string) {
-		f, err := w.js.PublishAsync(topology.RequestSubject("iak"), []byte(body))
+		f, err := w.JS.PublishAsync(topology.RequestSubject("iak"), []byte(body), jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			t.Fatalf("publish: %v", err)
 		}
@@ -348,7 +354,7 @@ func TestFloodOfMalformedRequests(t *testing.T) {
 		bi++
 	}
 	select {
-	case <-w.js.PublishAsyncComplete():
+	case <-w.JS.PublishAsyncComplete():
 	case <-time.After(60 * time.Second):
 		t.Fatal("publishing the flood did not complete")
 	}
@@ -359,7 +365,7 @@ func TestFloodOfMalformedRequests(t *testing.T) {
 		case <-f.Ok():
 		}
 	}
-	if n := w.streamInfo(topology.DefaultRequestsStream).State.Msgs; n != good+bad {
+	if n := w.StreamInfo(topology.DefaultRequestsStream).State.Msgs; n != good+bad {
 		t.Fatalf("the work queue holds %d requests, want %d", n, good+bad)
 	}
 
@@ -370,9 +376,9 @@ func TestFloodOfMalformedRequests(t *testing.T) {
 		return m.HeapInuse
 	}
 	before := heap()
-	b := w.startBridge()
-	w.waitSettled(120*time.Second, wantEvents, wantDeadLetters)
-	if ci := w.consumerInfo(); ci.NumPending != 0 || ci.NumAckPending != 0 {
+	b := w.StartBridge()
+	w.WaitSettled(120*time.Second, wantEvents, wantDeadLetters)
+	if ci := w.ConsumerInfo(); ci.NumPending != 0 || ci.NumAckPending != 0 {
 		t.Errorf("consumer: %d pending, %d awaiting an ack", ci.NumPending, ci.NumAckPending)
 	}
 	after := heap()
@@ -382,11 +388,11 @@ func TestFloodOfMalformedRequests(t *testing.T) {
 	if after > before+96<<20 {
 		t.Errorf("heap in use grew from %d MiB to %d MiB", before>>20, after>>20)
 	}
-	if !b.running() {
-		t.Fatalf("the bridge exited\n%s", b.logs)
+	if !b.Running() {
+		t.Fatalf("the bridge exited\n%s", b.Logs)
 	}
 
-	got := w.waitEvents(10*time.Second, goodIDs...)
+	got := w.WaitEvents(10*time.Second, goodIDs...)
 	for _, id := range goodIDs {
 		if s := got[id].Event.Data.Status; s != publisher.StatusSuccess {
 			t.Errorf("good request %s: %s", id, got[id].Raw)
@@ -398,14 +404,14 @@ func TestFloodOfMalformedRequests(t *testing.T) {
 		}
 	}
 	gotReasons := map[string]int{}
-	for _, m := range w.deadLetters() {
+	for _, m := range w.DeadLetters() {
 		gotReasons[m.Headers().Get(publisher.HeaderDeadLetterReason)]++
 	}
 	if !maps.Equal(gotReasons, wantReasons) {
 		t.Errorf("dead letters by reason %v, want %v", gotReasons, wantReasons)
 	}
 	for reason, n := range wantReasons {
-		if got := b.metric(t, `statusbridge_deadletters_total{reason="`+reason+`"}`); int(got) != n {
+		if got := b.Metric(t, `statusbridge_deadletters_total{reason="`+reason+`"}`); int(got) != n {
 			t.Errorf("statusbridge_deadletters_total{reason=%q} = %v, want %d", reason, got, n)
 		}
 	}

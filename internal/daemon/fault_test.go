@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,18 +20,20 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/statusbridge/statusbridge/internal/config"
+	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
 
-// faultEnv is the schedule of the fault tests: short timeouts and a short
-// ack wait, so that work lost in a fault comes back within seconds.
-var faultEnv = map[string]string{
-	"BRIDGE_REQUEST_TIMEOUT":  "1s",
-	"BRIDGE_PUBLISH_TIMEOUT":  "1s",
-	"BRIDGE_ACK_WAIT":         "4s",
-	"BRIDGE_SHUTDOWN_TIMEOUT": "3s",
-	"BRIDGE_LOG_LEVEL":        "info",
+// faultConfig is the schedule of the fault tests: short timeouts and a
+// short ack wait, so that work lost in a fault comes back within seconds.
+func faultConfig(c *config.Config) {
+	c.RequestTimeout = time.Second
+	c.PublishTimeout = time.Second
+	c.AckWait = 4 * time.Second
+	c.ShutdownTimeout = 3 * time.Second
+	c.LogLevel = "info"
 }
 
 // loadScripts are the IAK scripts the load of the fault tests cycles
@@ -54,7 +55,7 @@ func (w *world) load(prefix string, n int) map[string]string {
 	for i := range n {
 		s := loadScripts[i%len(loadScripts)]
 		rid := fmt.Sprintf("%s-%04d", prefix, i)
-		want[w.request("iak", rid, s.script+"#"+rid, "")] = s.status
+		want[w.Request("iak", rid, s.script+"#"+rid, "")] = s.status
 	}
 	return want
 }
@@ -69,10 +70,10 @@ func (w *world) loadPatiently(prefix string, n int) map[string]string {
 		s := loadScripts[i%len(loadScripts)]
 		rid := fmt.Sprintf("%s-%04d", prefix, i)
 		body := `{"request_id":"` + rid + `","provider":"iak","reference":"` + s.script + "#" + rid + `"}`
-		waitFor(w.t, 60*time.Second, "JetStream to take request "+rid, func() bool {
+		daemontest.WaitFor(w.t, 60*time.Second, "JetStream to take request "+rid, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			_, err := w.js.Publish(ctx, topology.RequestSubject("iak"), []byte(body), jetstream.WithMsgID(rid))
+			_, err := w.JS.Publish(ctx, topology.RequestSubject("iak"), []byte(body), jetstream.WithMsgID(rid))
 			return err == nil
 		})
 		want[publisher.EventID("iak", rid)] = s.status
@@ -88,8 +89,8 @@ func (w *world) checkExactlyOnce(timeout time.Duration, want map[string]string) 
 	for id := range want {
 		ids = append(ids, id)
 	}
-	got := w.waitEvents(timeout, ids...) // fails on an event stored twice
-	if all := w.events(); len(all) != len(want) {
+	got := w.WaitEvents(timeout, ids...) // fails on an event stored twice
+	if all := w.Events(); len(all) != len(want) {
 		w.t.Errorf("the events stream holds %d events for %d requests", len(all), len(want))
 	}
 	for id, status := range want {
@@ -97,16 +98,16 @@ func (w *world) checkExactlyOnce(timeout time.Duration, want map[string]string) 
 			w.t.Errorf("event %s: status %s, want %s: %s", id, s, status, got[id].Raw)
 		}
 	}
-	waitFor(w.t, 10*time.Second, "an empty work queue", func() bool {
-		return w.streamInfo("STATUS_REQUESTS").State.Msgs == 0
+	daemontest.WaitFor(w.t, 10*time.Second, "an empty work queue", func() bool {
+		return w.StreamInfo("STATUS_REQUESTS").State.Msgs == 0
 	})
 }
 
 // waitReady waits until /readyz answers code.
-func waitReady(t *testing.T, b *bridge, timeout time.Duration, code int) {
+func waitReady(t *testing.T, b *daemontest.Bridge, timeout time.Duration, code int) {
 	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("/readyz %d", code), func() bool {
-		got, _ := b.get("/readyz")
+	daemontest.WaitFor(t, timeout, fmt.Sprintf("/readyz %d", code), func() bool {
+		got, _ := b.Get("/readyz")
 		return got == code
 	})
 }
@@ -116,14 +117,15 @@ func waitReady(t *testing.T, b *bridge, timeout time.Duration, code int) {
 // reports not ready while it is down, reconnects by itself, and every
 // request resolves exactly once.
 func TestNATSRestartUnderLoad(t *testing.T) {
-	w := newWorld(t, faultEnv)
-	w.provision()
+	t.Parallel()
+	w := newWorld(t, faultConfig)
+	w.Provision()
 	want := w.load("restart", 240)
-	b := w.startBridge()
-	waitFor(t, 30*time.Second, "some events before the restart", func() bool { return len(w.events()) >= 40 })
+	b := w.StartBridge()
+	daemontest.WaitFor(t, 30*time.Second, "some events before the restart", func() bool { return len(w.Events()) >= 40 })
 
-	before := len(w.events())
-	restart := w.stopNATS()
+	before := len(w.Events())
+	restart := w.StopNATS()
 	t.Logf("NATS stopped with %d of %d events published", before, len(want))
 	if before == len(want) {
 		t.Fatal("everything resolved before the restart; the test proves nothing")
@@ -136,15 +138,15 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	}
 
 	w.checkExactlyOnce(60*time.Second, want)
-	if !b.running() {
-		t.Fatalf("the bridge exited\n%s", b.logs)
+	if !b.Running() {
+		t.Fatalf("the bridge exited\n%s", b.Logs)
 	}
-	if n := b.metric(t, "statusbridge_nats_reconnects_total"); n < 1 {
+	if n := b.Metric(t, "statusbridge_nats_reconnects_total"); n < 1 {
 		t.Errorf("statusbridge_nats_reconnects_total = %v after a restart", n)
 	}
 	// Stopped while NATS is up: stopped without NATS, the bridge waits out
 	// its pull request's expiry (10s) before it exits.
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatalf("bridge stopped with %v", err)
 	}
 }
@@ -153,14 +155,15 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 // bridge stays up and not ready the whole time, and finishes the work when
 // NATS is back.
 func TestNATSUnreachable(t *testing.T) {
-	w := newWorld(t, faultEnv)
-	w.provision()
+	t.Parallel()
+	w := newWorld(t, faultConfig)
+	w.Provision()
 	want := w.load("outage", 120)
-	b := w.startBridge()
-	waitFor(t, 30*time.Second, "some events before the outage", func() bool { return len(w.events()) >= 20 })
+	b := w.StartBridge()
+	daemontest.WaitFor(t, 30*time.Second, "some events before the outage", func() bool { return len(w.Events()) >= 20 })
 
-	before := len(w.events())
-	restart := w.stopNATS()
+	before := len(w.Events())
+	restart := w.StopNATS()
 	t.Logf("NATS stopped with %d of %d events published", before, len(want))
 	if before == len(want) {
 		t.Fatal("everything resolved before the outage; the test proves nothing")
@@ -174,21 +177,21 @@ func TestNATSUnreachable(t *testing.T) {
 		case <-outage:
 			down = false
 		case <-tick.C:
-			if code, body := b.get("/readyz"); code != http.StatusServiceUnavailable {
+			if code, body := b.Get("/readyz"); code != http.StatusServiceUnavailable {
 				t.Fatalf("/readyz answered %d %q while NATS was down", code, body)
 			}
-			if !b.running() {
-				t.Fatalf("the bridge exited while NATS was down\n%s", b.logs)
+			if !b.Running() {
+				t.Fatalf("the bridge exited while NATS was down\n%s", b.Logs)
 			}
 		}
 	}
 	restart()
 	waitReady(t, b, 20*time.Second, http.StatusOK)
 	w.checkExactlyOnce(60*time.Second, want)
-	if !b.running() {
-		t.Fatalf("the bridge exited\n%s", b.logs)
+	if !b.Running() {
+		t.Fatalf("the bridge exited\n%s", b.Logs)
 	}
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatalf("bridge stopped with %v", err)
 	}
 }
@@ -295,50 +298,45 @@ func (c *cluster) clientURLs() string {
 // requests stream under load and starts it again: nothing is lost and
 // every request resolves exactly once.
 func TestClusterNodeLoss(t *testing.T) {
-	env := maps.Clone(faultEnv)
-	env["BRIDGE_STREAM_REPLICAS"] = "3"
-	w := newWorld(t, env)
+	t.Parallel()
+	w := newWorld(t, faultConfig, func(c *config.Config) { c.StreamReplicas = 3 })
 	c := startCluster(t, 3)
-	w.useNATS(c.clientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	cfg, err := loadConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 60*time.Second, "the cluster to create the streams", func() bool {
+	w.UseNATS(c.clientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	daemontest.WaitFor(t, 60*time.Second, "the cluster to create the streams", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, err := topology.Provision(ctx, w.js, cfg.topology())
+		_, err := topology.Provision(ctx, w.JS, w.Config.Topology())
 		return err == nil
 	})
-	if r := w.streamInfo(topology.DefaultRequestsStream).Config.Replicas; r != 3 {
+	if r := w.StreamInfo(topology.DefaultRequestsStream).Config.Replicas; r != 3 {
 		t.Fatalf("requests stream has %d replicas", r)
 	}
 
 	want := w.load("cluster", 150)
-	b := w.startBridge()
+	b := w.StartBridge()
 	// Counted from the stream's state: reading the stream through a
 	// consumer while a node comes and goes is itself at the mercy of the
 	// failover.
-	events := func() int { return int(w.streamInfo(topology.DefaultEventsStream).State.Msgs) }
-	waitFor(t, 60*time.Second, "some events before the node loss", func() bool { return events() >= 25 })
-	leader := w.streamInfo(topology.DefaultRequestsStream).Cluster.Leader
+	events := func() int { return int(w.StreamInfo(topology.DefaultEventsStream).State.Msgs) }
+	daemontest.WaitFor(t, 60*time.Second, "some events before the node loss", func() bool { return events() >= 25 })
+	leader := w.StreamInfo(topology.DefaultRequestsStream).Cluster.Leader
 	before := events()
 	c.stop(c.index(leader))
 	t.Logf("stopped %s, the requests stream's leader, with %d of %d events published", leader, before, len(want))
 	for id, s := range w.loadPatiently("node-down", 30) {
 		want[id] = s
 	}
-	waitFor(t, 60*time.Second, "progress without the node", func() bool { return events() >= before+25 })
+	daemontest.WaitFor(t, 60*time.Second, "progress without the node", func() bool { return events() >= before+25 })
 	c.start(c.index(leader))
 	for id, s := range w.loadPatiently("node-back", 30) {
 		want[id] = s
 	}
-	waitFor(t, 90*time.Second, "an event for every request and every replica current", func() bool {
+	daemontest.WaitFor(t, 90*time.Second, "an event for every request and every replica current", func() bool {
 		if events() < len(want) {
 			return false
 		}
 		for _, stream := range []string{topology.DefaultRequestsStream, topology.DefaultEventsStream} {
-			ci := w.streamInfo(stream).Cluster
+			ci := w.StreamInfo(stream).Cluster
 			if ci == nil || ci.Leader == "" || len(ci.Replicas) != 2 {
 				return false
 			}
@@ -351,10 +349,10 @@ func TestClusterNodeLoss(t *testing.T) {
 		return true
 	})
 	w.checkExactlyOnce(30*time.Second, want)
-	if !b.running() {
-		t.Fatalf("the bridge exited\n%s", b.logs)
+	if !b.Running() {
+		t.Fatalf("the bridge exited\n%s", b.Logs)
 	}
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatalf("bridge stopped with %v", err)
 	}
 }
@@ -364,8 +362,9 @@ func TestClusterNodeLoss(t *testing.T) {
 // resolves once and that the providers saw exactly the checks the scripts
 // imply: no request was checked twice for one delivery.
 func TestReplicasShareTheWork(t *testing.T) {
-	w := newWorld(t, map[string]string{"BRIDGE_LOG_LEVEL": "info", "BRIDGE_CONCURRENCY": "8", "BRIDGE_NOT_FOUND_GRACE": "1m"})
-	w.provision()
+	t.Parallel()
+	w := newWorld(t, func(c *config.Config) { c.LogLevel, c.Concurrency, c.NotFoundGrace = "info", 8, time.Minute })
+	w.Provision()
 	scripts := []struct {
 		script string
 		calls  int
@@ -392,12 +391,12 @@ func TestReplicasShareTheWork(t *testing.T) {
 		p := providers[i%len(providers)]
 		rid := fmt.Sprintf("replica-%03d", i)
 		ref := s.script + "#" + rid
-		reqs[w.request(p, rid, ref, "")] = req{p, ref, s.status}
+		reqs[w.Request(p, rid, ref, "")] = req{p, ref, s.status}
 		wantCalls[p] += s.calls
 	}
-	replicas := []*bridge{w.startBridge(), w.startBridge(), w.startBridge()}
-	waitFor(t, 60*time.Second, "a third of the events", func() bool { return len(w.events()) >= n/3 })
-	if err := replicas[0].stop(); err != nil {
+	replicas := []*daemontest.Bridge{w.StartBridge(), w.StartBridge(), w.StartBridge()}
+	daemontest.WaitFor(t, 60*time.Second, "a third of the events", func() bool { return len(w.Events()) >= n/3 })
+	if err := replicas[0].Stop(); err != nil {
 		t.Fatalf("replica stopped with %v", err)
 	}
 
@@ -412,19 +411,19 @@ func TestReplicasShareTheWork(t *testing.T) {
 				continue
 			}
 			r := reqs[publisher.EventID(providers[i%len(providers)], fmt.Sprintf("replica-%03d", i))]
-			if got := w.sim.Calls(r.provider, r.reference); got != s.calls {
+			if got := w.Sim.Calls(r.provider, r.reference); got != s.calls {
 				t.Errorf("%s %q: %d checks, want %d", r.provider, r.reference, got, s.calls)
 			}
 		}
 	}
 	for _, p := range providers {
-		if got := w.sim.TotalCalls(p); got != wantCalls[p] {
+		if got := w.Sim.TotalCalls(p); got != wantCalls[p] {
 			t.Errorf("%s saw %d checks in all, want %d", p, got, wantCalls[p])
 		}
 	}
 	for i, b := range replicas[1:] {
-		if !b.running() {
-			t.Errorf("replica %d exited\n%s", i+1, b.logs)
+		if !b.Running() {
+			t.Errorf("replica %d exited\n%s", i+1, b.Logs)
 		}
 	}
 }
@@ -546,14 +545,15 @@ func stalled(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 // gives, after exactly the checks its script implies, and nothing the
 // bridge started is left running once it stopped.
 func TestProviderMisbehaviour(t *testing.T) {
-	w := newWorld(t, map[string]string{"BRIDGE_REQUEST_TIMEOUT": "1s", "BRIDGE_SHUTDOWN_TIMEOUT": "3s", "BRIDGE_NOT_FOUND_GRACE": "1m"})
-	proxy, proxyURL := newFaultProxy(t, w.sim)
+	// Not parallel: it checks that no goroutine outlives the bridge.
+	w := newWorld(t, func(c *config.Config) {
+		c.RequestTimeout, c.ShutdownTimeout, c.NotFoundGrace = time.Second, 3*time.Second, time.Minute
+	})
+	proxy, proxyURL := newFaultProxy(t, w.Sim)
 	var stolen atomic.Int32 // requests that followed a redirect
 	attacker := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { stolen.Add(1) }))
 	t.Cleanup(attacker.Close)
-	for _, p := range []string{"iak", "ayopop", "appotapay"} {
-		t.Setenv("BRIDGE_"+strings.ToUpper(p)+"_URL", proxyURL+"/"+p)
-	}
+	w.Config.IAK.URL, w.Config.Ayopop.URL, w.Config.AppotaPay.URL = proxyURL+"/iak", proxyURL+"/ayopop", proxyURL+"/appotapay"
 
 	soon := `,"deadline":"` + time.Now().Add(4*time.Second).UTC().Format(time.RFC3339Nano) + `"`
 	tests := []struct {
@@ -595,9 +595,9 @@ func TestProviderMisbehaviour(t *testing.T) {
 		{"4 MiB until the deadline", "huge", nil, soon, "expired", "deadline", -1},
 	}
 
-	w.provision() // the server's goroutines for the streams are no leak
+	w.Provision() // the server's goroutines for the streams are no leak
 	before := goroutines()
-	b := w.startBridge()
+	b := w.StartBridge()
 	type sent struct{ provider, reference string }
 	refs := map[string]sent{}
 	var ids []string
@@ -606,12 +606,12 @@ func TestProviderMisbehaviour(t *testing.T) {
 			rid := fmt.Sprintf("misbehave-%02d-%s", i, p)
 			ref := tc.script + "#" + rid
 			proxy.inject(p, ref, tc.faults...)
-			id := w.request(p, rid, ref, tc.extra)
+			id := w.Request(p, rid, ref, tc.extra)
 			refs[id] = sent{p, ref}
 			ids = append(ids, id)
 		}
 	}
-	got := w.waitEvents(60*time.Second, ids...)
+	got := w.WaitEvents(60*time.Second, ids...)
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, p := range []string{"iak", "ayopop", "appotapay"} {
@@ -624,7 +624,7 @@ func TestProviderMisbehaviour(t *testing.T) {
 					t.Errorf("%s: subject %s, want %s", p, e.Subject, want)
 				}
 				r := refs[id]
-				calls := proxy.calls(p, r.reference) + w.sim.Calls(p, r.reference)
+				calls := proxy.calls(p, r.reference) + w.Sim.Calls(p, r.reference)
 				if tc.calls >= 0 && calls != tc.calls {
 					t.Errorf("%s: %d checks, want %d", p, calls, tc.calls)
 				}
@@ -634,10 +634,10 @@ func TestProviderMisbehaviour(t *testing.T) {
 	if n := stolen.Load(); n != 0 {
 		t.Errorf("the bridge followed a redirect %d times", n)
 	}
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatalf("bridge stopped with %v", err)
 	}
-	if n := len(w.events()); n != len(ids) {
+	if n := len(w.Events()); n != len(ids) {
 		t.Errorf("%d events for %d requests", n, len(ids))
 	}
 
@@ -674,6 +674,8 @@ func goroutines() map[string]string {
 // reads of the streams start some.
 func waitGoroutinesEnd(before map[string]string, timeout time.Duration) []string {
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		var leaked []string
 		for id, stack := range goroutines() {
@@ -685,7 +687,7 @@ func waitGoroutinesEnd(before map[string]string, timeout time.Duration) []string
 		if len(leaked) == 0 || time.Now().After(deadline) {
 			return leaked
 		}
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -694,25 +696,26 @@ func waitGoroutinesEnd(before map[string]string, timeout time.Duration) []string
 // event or dead letter is not stored, the failures are counted, and once
 // the streams take messages again every request ends exactly once.
 func TestEventPublishRefused(t *testing.T) {
-	w := newWorld(t, map[string]string{"BRIDGE_LOG_LEVEL": "info", "BRIDGE_PUBLISH_TIMEOUT": "1s"})
-	b := w.startBridge()
+	t.Parallel()
+	w := newWorld(t, func(c *config.Config) { c.LogLevel, c.PublishTimeout = "info", time.Second })
+	b := w.StartBridge()
 	ctx := t.Context()
 	kept := []string{
-		w.request("iak", "refused-kept-1", "success#refused-kept-1", ""),
-		w.request("iak", "refused-kept-2", "success#refused-kept-2", ""),
+		w.Request("iak", "refused-kept-1", "success#refused-kept-1", ""),
+		w.Request("iak", "refused-kept-2", "success#refused-kept-2", ""),
 	}
-	w.publish("iak", "", "not json: fills the dead-letter stream")
-	w.waitSettled(20*time.Second, 2, 1)
+	w.Publish("iak", "", "not json: fills the dead-letter stream")
+	w.WaitSettled(20*time.Second, 2, 1)
 
 	limit := func(stream string, maxMsgs int64, discard jetstream.DiscardPolicy) {
 		t.Helper()
-		s, err := w.js.Stream(ctx, stream)
+		s, err := w.JS.Stream(ctx, stream)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := s.CachedInfo().Config
 		cfg.MaxMsgs, cfg.Discard = maxMsgs, discard
-		if _, err := w.js.UpdateStream(ctx, cfg); err != nil {
+		if _, err := w.JS.UpdateStream(ctx, cfg); err != nil {
 			t.Fatalf("update %s: %v", stream, err)
 		}
 	}
@@ -724,49 +727,35 @@ func TestEventPublishRefused(t *testing.T) {
 	for i := range 12 {
 		s := scripts[i%len(scripts)]
 		rid := fmt.Sprintf("refused-%02d", i)
-		want[w.request("iak", rid, s.script+"#"+rid, "")] = s.status
+		want[w.Request("iak", rid, s.script+"#"+rid, "")] = s.status
 	}
-	w.publish("iak", "", `{"request_id": "no closing brace"`)
-	w.publish("iak", "", `{"provider":"iak","reference":"no request id"}`)
+	w.Publish("iak", "", `{"request_id": "no closing brace"`)
+	w.Publish("iak", "", `{"provider":"iak","reference":"no request id"}`)
 
-	waitFor(t, 30*time.Second, "a refused publish for every request", func() bool {
+	daemontest.WaitFor(t, 30*time.Second, "a refused publish for every request", func() bool {
 		refused := map[string]bool{}
-		for _, l := range logLines(t, b.logs.String()) {
+		for _, l := range daemontest.LogLines(t, b.Logs.String()) {
 			if l["msg"] == "event publish failed; the request will be handled again" {
 				refused[fmt.Sprint(l["request_id"])] = true
 			}
 		}
-		return len(refused) == 12 && b.metric(t, `statusbridge_publish_errors_total{what="deadletter"}`) >= 2
+		return len(refused) == 12 && b.Metric(t, `statusbridge_publish_errors_total{what="deadletter"}`) >= 2
 	})
-	if n := b.metric(t, `statusbridge_publish_errors_total{what="event"}`); n < 12 {
+	if n := b.Metric(t, `statusbridge_publish_errors_total{what="event"}`); n < 12 {
 		t.Errorf("statusbridge_publish_errors_total{what=\"event\"} = %v, want at least 12", n)
 	}
-	if n := w.streamInfo(topology.DefaultRequestsStream).State.Msgs; n != 14 {
+	if n := w.StreamInfo(topology.DefaultRequestsStream).State.Msgs; n != 14 {
 		t.Errorf("the work queue holds %d requests while their events are refused, want all 14", n)
 	}
-	if ev, dl := w.streamInfo(topology.DefaultEventsStream).State.Msgs, w.streamInfo(topology.DefaultDeadLetterStream).State.Msgs; ev != 2 || dl != 1 {
+	if ev, dl := w.StreamInfo(topology.DefaultEventsStream).State.Msgs, w.StreamInfo(topology.DefaultDeadLetterStream).State.Msgs; ev != 2 || dl != 1 {
 		t.Errorf("full streams hold %d events and %d dead letters, want 2 and 1", ev, dl)
 	}
 
 	limit(topology.DefaultEventsStream, -1, jetstream.DiscardOld)
 	limit(topology.DefaultDeadLetterStream, -1, jetstream.DiscardOld)
-	w.waitSettled(60*time.Second, 14, 3)
+	w.WaitSettled(60*time.Second, 14, 3)
 	w.checkExactlyOnce(10*time.Second, want)
-	if ci := w.consumerInfo(); ci.NumPending != 0 || ci.NumAckPending != 0 {
+	if ci := w.ConsumerInfo(); ci.NumPending != 0 || ci.NumAckPending != 0 {
 		t.Errorf("consumer: %d pending, %d awaiting an ack", ci.NumPending, ci.NumAckPending)
 	}
-}
-
-// logLines parses JSON log output, one object a line.
-func logLines(t *testing.T, logs string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(logs) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %v: %q", err, line)
-		}
-		out = append(out, m)
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -34,6 +33,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/statusbridge/statusbridge/internal/config"
+	"github.com/statusbridge/statusbridge/internal/daemon"
+	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/providers/providertest"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 )
@@ -241,12 +243,12 @@ func userSeed(t *testing.T) (seed, public string) {
 func TestNATSAuthentication(t *testing.T) {
 	const password, token = "nats-SECRET-password-31", "nats-SECRET-token-77"
 	type setup struct {
-		env      map[string]string // bridge settings besides the URL
-		client   []nats.Option     // the test's own connection
-		scheme   string            // "nats" unless set
-		wrongEnv map[string]string // settings the server must refuse
-		refusal  string            // what the bridge's logs must say then
-		secrets  []string
+		configure func(*config.Config) // bridge settings besides the URL
+		client    []nats.Option        // the test's own connection
+		scheme    string               // "nats" unless set
+		wrong     func(*config.Config) // settings the server must refuse
+		refusal   string               // what the bridge's logs must say then
+		secrets   []string
 	}
 	tests := []struct {
 		name  string
@@ -255,41 +257,43 @@ func TestNATSAuthentication(t *testing.T) {
 		{"user and password", func(t *testing.T, o *server.Options) setup {
 			o.Users = []*server.User{{Username: "bridge", Password: password}}
 			return setup{
-				env:      map[string]string{"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD": password},
-				client:   []nats.Option{nats.UserInfo("bridge", password)},
-				wrongEnv: map[string]string{"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD": "wrong-" + password},
-				refusal:  "authorization violation",
-				secrets:  []string{password},
+				configure: func(c *config.Config) { c.NatsUser, c.NatsPassword = "bridge", password },
+				client:    []nats.Option{nats.UserInfo("bridge", password)},
+				wrong:     func(c *config.Config) { c.NatsUser, c.NatsPassword = "bridge", "wrong-"+password },
+				refusal:   "authorization violation",
+				secrets:   []string{password},
 			}
 		}},
 		{"user and password file", func(t *testing.T, o *server.Options) setup {
 			o.Users = []*server.User{{Username: "bridge", Password: password}}
+			file, wrongFile := writeSecret(t, "password", password+"\n"), writeSecret(t, "password", password+"x\n")
 			return setup{
-				env:      map[string]string{"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD_FILE": writeSecret(t, "password", password+"\n")},
-				client:   []nats.Option{nats.UserInfo("bridge", password)},
-				wrongEnv: map[string]string{"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD_FILE": writeSecret(t, "password", password+"x\n")},
-				refusal:  "authorization violation",
-				secrets:  []string{password},
+				configure: func(c *config.Config) { c.NatsUser, c.NatsPasswordFile = "bridge", file },
+				client:    []nats.Option{nats.UserInfo("bridge", password)},
+				wrong:     func(c *config.Config) { c.NatsUser, c.NatsPasswordFile = "bridge", wrongFile },
+				refusal:   "authorization violation",
+				secrets:   []string{password},
 			}
 		}},
 		{"token", func(t *testing.T, o *server.Options) setup {
 			o.Authorization = token
 			return setup{
-				env:      map[string]string{"BRIDGE_NATS_TOKEN": token},
-				client:   []nats.Option{nats.Token(token)},
-				wrongEnv: map[string]string{"BRIDGE_NATS_TOKEN": "wrong-" + token},
-				refusal:  "authorization violation",
-				secrets:  []string{token},
+				configure: func(c *config.Config) { c.NatsToken = token },
+				client:    []nats.Option{nats.Token(token)},
+				wrong:     func(c *config.Config) { c.NatsToken = "wrong-" + token },
+				refusal:   "authorization violation",
+				secrets:   []string{token},
 			}
 		}},
 		{"token file", func(t *testing.T, o *server.Options) setup {
 			o.Authorization = token
+			file, wrongFile := writeSecret(t, "token", token+"\r\n"), writeSecret(t, "token", "x"+token)
 			return setup{
-				env:      map[string]string{"BRIDGE_NATS_TOKEN_FILE": writeSecret(t, "token", token+"\r\n")},
-				client:   []nats.Option{nats.Token(token)},
-				wrongEnv: map[string]string{"BRIDGE_NATS_TOKEN_FILE": writeSecret(t, "token", "x"+token)},
-				refusal:  "authorization violation",
-				secrets:  []string{token},
+				configure: func(c *config.Config) { c.NatsTokenFile = file },
+				client:    []nats.Option{nats.Token(token)},
+				wrong:     func(c *config.Config) { c.NatsTokenFile = wrongFile },
+				refusal:   "authorization violation",
+				secrets:   []string{token},
 			}
 		}},
 		{"nkey seed file", func(t *testing.T, o *server.Options) setup {
@@ -300,33 +304,34 @@ func TestNATSAuthentication(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			file, wrongFile := writeSecret(t, "user.nk", seed+"\n"), writeSecret(t, "other.nk", other)
 			return setup{
-				env:      map[string]string{"BRIDGE_NATS_NKEY_SEED": writeSecret(t, "user.nk", seed+"\n")},
-				client:   []nats.Option{opt},
-				wrongEnv: map[string]string{"BRIDGE_NATS_NKEY_SEED": writeSecret(t, "other.nk", other)},
-				refusal:  "authorization violation",
-				secrets:  []string{seed, other},
+				configure: func(c *config.Config) { c.NatsNkeySeed = file },
+				client:    []nats.Option{opt},
+				wrong:     func(c *config.Config) { c.NatsNkeySeed = wrongFile },
+				refusal:   "authorization violation",
+				secrets:   []string{seed, other},
 			}
 		}},
 		{"credentials file (operator, account and user JWTs)", func(t *testing.T, o *server.Options) setup {
 			creds, foreign := operatorCreds(t, o)
 			return setup{
-				env:      map[string]string{"BRIDGE_NATS_CREDS": creds},
-				client:   []nats.Option{nats.UserCredentials(creds)},
-				wrongEnv: map[string]string{"BRIDGE_NATS_CREDS": foreign},
-				refusal:  "authorization violation",
-				secrets:  append(seedsIn(t, creds), seedsIn(t, foreign)...),
+				configure: func(c *config.Config) { c.NatsCreds = creds },
+				client:    []nats.Option{nats.UserCredentials(creds)},
+				wrong:     func(c *config.Config) { c.NatsCreds = foreign },
+				refusal:   "authorization violation",
+				secrets:   append(seedsIn(t, creds), seedsIn(t, foreign)...),
 			}
 		}},
 		{"TLS with a private CA", func(t *testing.T, o *server.Options) setup {
 			pki := newTestPKI(t)
 			pki.serverTLS(o, false)
 			return setup{
-				env:      map[string]string{"BRIDGE_NATS_TLS_CA": pki.caFile},
-				client:   []nats.Option{nats.RootCAs(pki.caFile)},
-				scheme:   "tls",
-				wrongEnv: map[string]string{}, // the system roots do not know the CA
-				refusal:  "certificate",
+				configure: func(c *config.Config) { c.NatsTlsCa = pki.caFile },
+				client:    []nats.Option{nats.RootCAs(pki.caFile)},
+				scheme:    "tls",
+				wrong:     func(*config.Config) {}, // the system roots do not know the CA
+				refusal:   "certificate",
 			}
 		}},
 		{"mutual TLS", func(t *testing.T, o *server.Options) setup {
@@ -334,21 +339,25 @@ func TestNATSAuthentication(t *testing.T) {
 			pki.serverTLS(o, true)
 			o.Users = []*server.User{{Username: "bridge", Password: password}}
 			return setup{
-				env: map[string]string{
-					"BRIDGE_NATS_TLS_CA": pki.caFile, "BRIDGE_NATS_TLS_CERT": pki.clientCert, "BRIDGE_NATS_TLS_KEY": pki.clientKey,
-					"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD": password,
+				configure: func(c *config.Config) {
+					c.NatsTlsCa, c.NatsTlsCert, c.NatsTlsKey = pki.caFile, pki.clientCert, pki.clientKey
+					c.NatsUser, c.NatsPassword = "bridge", password
 				},
-				client:   []nats.Option{nats.RootCAs(pki.caFile), nats.ClientCert(pki.clientCert, pki.clientKey), nats.UserInfo("bridge", password)},
-				scheme:   "tls",
-				wrongEnv: map[string]string{"BRIDGE_NATS_TLS_CA": pki.caFile, "BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD": password}, // no client certificate
-				refusal:  "certificate",
-				secrets:  []string{password, readSecretFile(t, pki.clientKey)},
+				client: []nats.Option{nats.RootCAs(pki.caFile), nats.ClientCert(pki.clientCert, pki.clientKey), nats.UserInfo("bridge", password)},
+				scheme: "tls",
+				wrong: func(c *config.Config) { // no client certificate
+					c.NatsTlsCa, c.NatsUser, c.NatsPassword = pki.caFile, "bridge", password
+				},
+				refusal: "certificate",
+				secrets: []string{password, readSecretFile(t, pki.clientKey)},
 			}
 		}},
 	}
+	t.Parallel()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, map[string]string{"BRIDGE_LOG_LEVEL": "debug"})
+			t.Parallel()
+			w := newWorld(t, func(c *config.Config) { c.LogLevel = "debug" })
 			var su setup
 			s := startSecureNATS(t, func(o *server.Options) { su = tc.setup(t, o) })
 			scheme := su.scheme
@@ -356,22 +365,24 @@ func TestNATSAuthentication(t *testing.T) {
 				scheme = "nats"
 			}
 			natsURL := scheme + "://" + s.Addr().String()
-			secrets := append(providertest.Secrets(w.creds), su.secrets...)
+			secrets := append(providertest.Secrets(w.Creds), su.secrets...)
 
 			// Refused: credentials the server refuses stop the start; a TLS
 			// failure is retried, and logged with its reason.
-			for k, v := range su.wrongEnv {
-				t.Setenv(k, v)
+			refused := w.Config
+			su.wrong(&refused)
+			refused.NatsURL = natsURL
+			if err := refused.ReadSecretFiles(); err != nil {
+				t.Fatal(err)
 			}
-			t.Setenv("BRIDGE_NATS_URL", natsURL)
-			logs := &syncBuffer{}
+			logs := &daemontest.SyncBuffer{}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
-			go func() { done <- runDaemon(ctx, logs, daemonHooks{}) }()
+			go func() { done <- daemon.Run(ctx, refused, daemon.Options{Log: logs}) }()
 			var err error
 			stopped := false
-			waitFor(t, 20*time.Second, "the bridge to report the refusal", func() bool {
+			daemontest.WaitFor(t, 20*time.Second, "the bridge to report the refusal", func() bool {
 				select {
 				case err = <-done:
 					stopped = true
@@ -399,24 +410,19 @@ func TestNATSAuthentication(t *testing.T) {
 			if logs.String() != "" {
 				checkLogs(t, logs.String())
 			}
-			for k := range su.wrongEnv {
-				os.Unsetenv(k)
-			}
 
 			// Accepted.
-			for k, v := range su.env {
-				t.Setenv(k, v)
-			}
-			w.useNATS(natsURL, su.client...)
-			b := w.startBridge()
-			id := w.request("iak", "auth-1", "pending,success#auth-1", "")
-			if e := w.waitEvents(20*time.Second, id)[id]; e.Event.Data.Status != publisher.StatusSuccess {
+			su.configure(&w.Config)
+			w.UseNATS(natsURL, su.client...)
+			b := w.StartBridge()
+			id := w.Request("iak", "auth-1", "pending,success#auth-1", "")
+			if e := w.WaitEvents(20*time.Second, id)[id]; e.Event.Data.Status != publisher.StatusSuccess {
 				t.Errorf("event: %s", e.Raw)
 			}
-			if err := b.stop(); err != nil {
+			if err := b.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			providertest.AssertNoSecrets(t, secrets, b.logs.String())
+			providertest.AssertNoSecrets(t, secrets, b.Logs.String())
 		})
 	}
 }
@@ -457,16 +463,15 @@ func seedsIn(t *testing.T, credsFile string) []string {
 // refused twice closes for good, and the daemon would run on without NATS),
 // and resolves requests once it is let in.
 func TestNATSRefusesCredentialsForAWhile(t *testing.T) {
+	t.Parallel()
 	const password = "nats-SECRET-rotated-52"
-	w := newWorld(t, map[string]string{
-		"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD": password, "BRIDGE_LOG_LEVEL": "info",
-	})
+	w := newWorld(t, func(c *config.Config) { c.NatsUser, c.NatsPassword, c.LogLevel = "bridge", password, "info" })
 	port := freePorts(t, 1)[0]
 	store := t.TempDir()
 	start := func(pass string) *server.Server {
 		t.Helper()
 		var s *server.Server
-		waitFor(t, 10*time.Second, "NATS to start on its port", func() bool {
+		daemontest.WaitFor(t, 10*time.Second, "NATS to start on its port", func() bool {
 			s, _ = server.NewServer(&server.Options{
 				Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: store, NoLog: true, NoSigs: true,
 				Users: []*server.User{{Username: "bridge", Password: pass}},
@@ -482,34 +487,34 @@ func TestNATSRefusesCredentialsForAWhile(t *testing.T) {
 		return s
 	}
 	s := start(password)
-	w.useNATS(s.ClientURL(), nats.UserInfo("bridge", password), nats.IgnoreAuthErrorAbort(),
+	w.UseNATS(s.ClientURL(), nats.UserInfo("bridge", password), nats.IgnoreAuthErrorAbort(),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-	b := w.startBridge()
-	first := w.request("iak", "rotation-1", "success#rotation-1", "")
-	w.waitEvents(10*time.Second, first)
+	b := w.StartBridge()
+	first := w.Request("iak", "rotation-1", "success#rotation-1", "")
+	w.WaitEvents(10*time.Second, first)
 
 	s.Shutdown()
 	s.WaitForShutdown()
 	s = start("another-password")
-	waitFor(t, 20*time.Second, "the bridge to be refused three times", func() bool {
-		return strings.Count(strings.ToLower(b.logs.String()), "authorization violation") >= 3
+	daemontest.WaitFor(t, 20*time.Second, "the bridge to be refused three times", func() bool {
+		return strings.Count(strings.ToLower(b.Logs.String()), "authorization violation") >= 3
 	})
-	if code, _ := b.get("/readyz"); code != 503 {
+	if code, _ := b.Get("/readyz"); code != 503 {
 		t.Errorf("/readyz %d while NATS refuses the bridge", code)
 	}
 	s.Shutdown()
 	s.WaitForShutdown()
 	start(password)
 	waitReady(t, b, 20*time.Second, 200)
-	second := w.request("iak", "rotation-2", "pending,success#rotation-2", "")
-	w.waitEvents(20*time.Second, first, second)
-	if !b.running() {
-		t.Fatalf("the bridge exited\n%s", b.logs)
+	second := w.Request("iak", "rotation-2", "pending,success#rotation-2", "")
+	w.WaitEvents(20*time.Second, first, second)
+	if !b.Running() {
+		t.Fatalf("the bridge exited\n%s", b.Logs)
 	}
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	providertest.AssertNoSecrets(t, append(providertest.Secrets(w.creds), password), b.logs.String())
+	providertest.AssertNoSecrets(t, append(providertest.Secrets(w.Creds), password), b.Logs.String())
 }
 
 // TestNoSecretAnywhere runs a bridge holding every kind of credential (the
@@ -518,25 +523,26 @@ func TestNATSRefusesCredentialsForAWhile(t *testing.T) {
 // searches everything it produced for any secret: logs, events and their
 // headers, dead letters, /metrics, `bridge config` and error texts.
 func TestNoSecretAnywhere(t *testing.T) {
+	t.Parallel()
 	const password = "nats-SECRET-password-88"
 	seed, pub := userSeed(t)
-	w := newWorld(t, map[string]string{
-		"BRIDGE_LOG_LEVEL":       "debug",
-		"BRIDGE_REQUEST_TIMEOUT": "1s",
-		"BRIDGE_NATS_USER":       "bridge",
-		"BRIDGE_NATS_PASSWORD":   password,
-		"BRIDGE_NATS_NKEY_SEED":  writeSecret(t, "bridge.nk", seed),
+	w := newWorld(t, func(c *config.Config) {
+		c.LogLevel = "debug"
+		c.RequestTimeout = time.Second
+		c.NatsUser = "bridge"
+		c.NatsPassword = password
+		c.NatsNkeySeed = writeSecret(t, "bridge.nk", seed)
 	})
 	s := startSecureNATS(t, func(o *server.Options) {
 		o.Users = []*server.User{{Username: "bridge", Password: password}}
 		o.Nkeys = []*server.NkeyUser{{Nkey: pub}}
 	})
-	w.useNATS(s.ClientURL(), nats.UserInfo("bridge", password))
+	w.UseNATS(s.ClientURL(), nats.UserInfo("bridge", password))
 	// The IAK sign of a status call is the same for every call of the
 	// account: as good as the key.
-	iakSign := md5.Sum([]byte(w.creds.IAKUsername + w.creds.IAKAPIKey + "cs"))
-	secrets := append(providertest.Secrets(w.creds), password, seed, hex.EncodeToString(iakSign[:]))
-	b := w.startBridge()
+	iakSign := md5.Sum([]byte(w.Creds.IAKUsername + w.Creds.IAKAPIKey + "cs"))
+	secrets := append(providertest.Secrets(w.Creds), password, seed, hex.EncodeToString(iakSign[:]))
+	b := w.StartBridge()
 
 	soon := `,"deadline":"` + time.Now().Add(2*time.Second).UTC().Format(time.RFC3339Nano) + `"`
 	var ids []string
@@ -548,33 +554,33 @@ func TestNoSecretAnywhere(t *testing.T) {
 			{"success", `,"deadline":"not a time"`}, {"success", `,"metadata":{"k":"v"}`},
 		} {
 			rid := fmt.Sprintf("secret-%s-%02d", p, i)
-			ids = append(ids, w.request(p, rid, c.script+"#"+rid, c.extra))
+			ids = append(ids, w.Request(p, rid, c.script+"#"+rid, c.extra))
 		}
 	}
-	w.publish("iak", "", "not json")
-	w.publish("paypal", "", `{"request_id":"secret-paypal","provider":"paypal","reference":"r"}`)
+	w.Publish("iak", "", "not json")
+	w.Publish("paypal", "", `{"request_id":"secret-paypal","provider":"paypal","reference":"r"}`)
 	ids = append(ids, publisher.EventID("paypal", "secret-paypal"))
-	w.waitEvents(30*time.Second, ids...)
-	w.waitSettled(10*time.Second, uint64(len(ids)), 1)
+	w.WaitEvents(30*time.Second, ids...)
+	w.WaitSettled(10*time.Second, uint64(len(ids)), 1)
 
 	var texts []string
-	for _, e := range w.events() {
+	for _, e := range w.Events() {
 		texts = append(texts, string(e.Raw), fmt.Sprint(e.Header))
 	}
-	for _, m := range w.deadLetters() {
+	for _, m := range w.DeadLetters() {
 		texts = append(texts, string(m.Data()), fmt.Sprint(m.Headers()))
 	}
-	_, metrics := b.get("/metrics")
+	_, metrics := b.Get("/metrics")
 	texts = append(texts, metrics)
-	var config, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"config"}, &config, &stderr); err != nil {
+	var table bytes.Buffer // what `bridge config` prints
+	if err := config.PrintVariables(&table); err != nil {
 		t.Fatal(err)
 	}
-	texts = append(texts, config.String(), stderr.String())
-	if err := b.stop(); err != nil {
+	texts = append(texts, table.String())
+	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	logs := b.logs.String()
+	logs := b.Logs.String()
 	texts = append(texts, logs)
 	for _, want := range []string{`"reason":"auth_rejected"`, `"reason":"bad_signature"`, `"level":"ERROR"`, `"msg":"checked"`} {
 		if !strings.Contains(logs+strings.Join(texts, ""), want) {
@@ -583,19 +589,18 @@ func TestNoSecretAnywhere(t *testing.T) {
 	}
 
 	// Errors of a configuration that cannot start, with every secret set.
-	t.Setenv("BRIDGE_IAK_URL", "ftp://"+w.creds.IAKAPIKey+"@example.com")
-	t.Setenv("BRIDGE_APPOTAPAY_URL", "https://user:"+w.creds.AppotaPaySecretKey+"@example.com")
-	t.Setenv("BRIDGE_AYOPOP_URL", "https://example.com/?key="+w.creds.AyopopKey)
-	t.Setenv("BRIDGE_NATS_NKEY_SEED", writeSecret(t, "bad.nk", "SU"+password))
-	_, cfgErr := loadConfig()
-	runErr := runDaemon(context.Background(), io.Discard, daemonHooks{})
+	broken := w.Config
+	broken.IAK.URL = "ftp://" + w.Creds.IAKAPIKey + "@example.com"
+	broken.AppotaPay.URL = "https://user:" + w.Creds.AppotaPaySecretKey + "@example.com"
+	broken.Ayopop.URL = "https://example.com/?key=" + w.Creds.AyopopKey
+	broken.NatsNkeySeed = writeSecret(t, "bad.nk", "SU"+password)
+	cfgErr := broken.Validate()
+	runErr := daemon.Run(context.Background(), broken, daemon.Options{})
 	if cfgErr == nil || runErr == nil {
 		t.Fatalf("a broken configuration was accepted: %v, %v", cfgErr, runErr)
 	}
-	t.Setenv("BRIDGE_IAK_URL", w.simURL+"/iak")
-	t.Setenv("BRIDGE_APPOTAPAY_URL", w.simURL+"/appotapay")
-	t.Setenv("BRIDGE_AYOPOP_URL", w.simURL+"/ayopop")
-	seedErr := runDaemon(context.Background(), io.Discard, daemonHooks{})
+	broken.IAK.URL, broken.AppotaPay.URL, broken.Ayopop.URL = w.SimURL+"/iak", w.SimURL+"/appotapay", w.SimURL+"/ayopop"
+	seedErr := daemon.Run(context.Background(), broken, daemon.Options{})
 	if seedErr == nil || !strings.Contains(seedErr.Error(), "BRIDGE_NATS_NKEY_SEED") {
 		t.Errorf("an unreadable seed file: %v", seedErr)
 	}
@@ -614,84 +619,28 @@ func TestNoSecretAnywhere(t *testing.T) {
 	checkLogs(t, logs)
 }
 
-// TestSecretFiles reads every secret from its *_FILE variable, as mounted
-// Kubernetes or compose secrets give them: a trailing newline (LF or CRLF)
-// is not part of the secret, anything else is.
+// TestSecretFiles runs the bridge with every provider secret read from a
+// file, as mounted Kubernetes or compose secrets give them (config's tests
+// cover how each file is read).
 func TestSecretFiles(t *testing.T) {
-	creds := providertest.TestCredentials()
-	secrets := []struct {
-		name  string
-		value string
-		get   func(config) string
-	}{
-		{"BRIDGE_NATS_PASSWORD", "nats-SECRET-pw", func(c config) string { return c.NatsPassword.Reveal() }},
-		{"BRIDGE_NATS_TOKEN", "nats-SECRET-tok", func(c config) string { return c.NatsToken.Reveal() }},
-		{"BRIDGE_IAK_API_KEY", creds.IAKAPIKey, func(c config) string { return c.IAK.APIKey.Reveal() }},
-		{"BRIDGE_AYOPOP_API_KEY", creds.AyopopKey, func(c config) string { return c.Ayopop.APIKey.Reveal() }},
-		{"BRIDGE_AYOPOP_API_SECRET", creds.AyopopSecret, func(c config) string { return c.Ayopop.APISecret.Reveal() }},
-		{"BRIDGE_APPOTAPAY_API_KEY", creds.AppotaPayAPIKey, func(c config) string { return c.AppotaPay.APIKey.Reveal() }},
-		{"BRIDGE_APPOTAPAY_SECRET_KEY", creds.AppotaPaySecretKey, func(c config) string { return c.AppotaPay.SecretKey.Reveal() }},
+	t.Parallel()
+	w := newWorld(t)
+	c, creds := &w.Config, w.Creds
+	c.IAK.APIKey, c.IAK.APIKeyFile = "", writeSecret(t, "secret", creds.IAKAPIKey+"\n")
+	c.Ayopop.APIKey, c.Ayopop.APIKeyFile = "", writeSecret(t, "secret", creds.AyopopKey+"\n")
+	c.Ayopop.APISecret, c.Ayopop.APISecretFile = "", writeSecret(t, "secret", creds.AyopopSecret+"\n")
+	c.AppotaPay.APIKey, c.AppotaPay.APIKeyFile = "", writeSecret(t, "secret", creds.AppotaPayAPIKey+"\n")
+	c.AppotaPay.SecretKey, c.AppotaPay.SecretKeyFile = "", writeSecret(t, "secret", creds.AppotaPaySecretKey+"\n")
+	w.StartBridge()
+	var ids []string
+	for _, p := range []string{"iak", "ayopop", "appotapay"} {
+		ids = append(ids, w.Request(p, "file-"+p, "success#file-"+p, ""))
 	}
-	// The NATS credentials need a server URL; the world's is fine.
-	base := map[string]string{"BRIDGE_NATS_USER": "bridge"}
-	for _, s := range secrets {
-		base[s.name] = ""
+	for id, e := range w.WaitEvents(20*time.Second, ids...) {
+		if e.Event.Data.Status != publisher.StatusSuccess {
+			t.Errorf("event %s: %s", id, e.Raw)
+		}
 	}
-	for _, s := range secrets {
-		t.Run(s.name, func(t *testing.T) {
-			for _, tc := range []struct{ file, want string }{
-				{s.value, s.value},
-				{s.value + "\n", s.value},
-				{s.value + "\r\n", s.value},
-				{s.value + "\n\n", s.value},
-				{" " + s.value + " \n", " " + s.value + " "}, // spaces are the secret's own
-			} {
-				newWorld(t, base)
-				t.Setenv(s.name+"_FILE", writeSecret(t, "secret", tc.file))
-				cfg, err := loadConfig()
-				if got := s.get(cfg); got != tc.want {
-					t.Errorf("file %q: read %q, want %q (err %v)", tc.file, got, tc.want, err)
-				}
-			}
-
-			newWorld(t, base)
-			t.Setenv(s.name, s.value)
-			t.Setenv(s.name+"_FILE", writeSecret(t, "secret", "other-"+s.value))
-			_, err := loadConfig()
-			if err == nil || !strings.Contains(err.Error(), s.name+" and "+s.name+"_FILE are both set") {
-				t.Errorf("both set: %v", err)
-			}
-			providertest.AssertNoSecrets(t, []string{s.value}, errString(err))
-
-			newWorld(t, base)
-			missing := filepath.Join(t.TempDir(), "no-such-file")
-			t.Setenv(s.name+"_FILE", missing)
-			if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), s.name+"_FILE") || !strings.Contains(err.Error(), missing) {
-				t.Errorf("missing file: %v", err)
-			}
-		})
-	}
-
-	t.Run("the daemon authenticates with secrets from files", func(t *testing.T) {
-		env := map[string]string{}
-		for _, s := range secrets[2:] {
-			env[s.name] = ""
-		}
-		w := newWorld(t, env)
-		for _, s := range secrets[2:] {
-			t.Setenv(s.name+"_FILE", writeSecret(t, "secret", s.value+"\n"))
-		}
-		w.startBridge()
-		var ids []string
-		for _, p := range []string{"iak", "ayopop", "appotapay"} {
-			ids = append(ids, w.request(p, "file-"+p, "success#file-"+p, ""))
-		}
-		for id, e := range w.waitEvents(20*time.Second, ids...) {
-			if e.Event.Data.Status != publisher.StatusSuccess {
-				t.Errorf("event %s: %s", id, e.Raw)
-			}
-		}
-	})
 }
 
 // appotaPaySignature signs an AppotaPay status answer as APP-SEC lists:
@@ -749,10 +698,11 @@ func replayed(reference string) fault {
 // that do not verify never become a failed payment; the request expires
 // with reason bad_signature.
 func TestAppotaPayForgedAnswers(t *testing.T) {
-	w := newWorld(t, map[string]string{"BRIDGE_NOT_FOUND_GRACE": "300ms"})
-	proxy, proxyURL := newFaultProxy(t, w.sim)
-	t.Setenv("BRIDGE_APPOTAPAY_URL", proxyURL+"/appotapay")
-	w.startBridge()
+	t.Parallel()
+	w := newWorld(t, func(c *config.Config) { c.NotFoundGrace = 300 * time.Millisecond })
+	proxy, proxyURL := newFaultProxy(t, w.Sim)
+	w.Config.AppotaPay.URL = proxyURL + "/appotapay"
+	w.StartBridge()
 	always := func(f fault) []fault { return slices.Repeat([]fault{f}, 1000) }
 	const forgerKey = "the-forger-does-not-have-the-secret"
 
@@ -777,7 +727,7 @@ func TestAppotaPayForgedAnswers(t *testing.T) {
 		{"not found, signed with another key", "notfound", forged(forgerKey, func(map[string]any) {})},
 		{"not found, unsigned", "notfound", forged("", func(a map[string]any) { delete(a, "signature") })},
 		{"signature of the real key over other values", "success", forged("", func(a map[string]any) {
-			a["signature"] = appotaPaySignature(w.creds.AppotaPaySecretKey, map[string]any{"errorCode": "0"})
+			a["signature"] = appotaPaySignature(w.Creds.AppotaPaySecretKey, map[string]any{"errorCode": "0"})
 		})},
 	}
 	var ids []string
@@ -785,9 +735,9 @@ func TestAppotaPayForgedAnswers(t *testing.T) {
 		rid := fmt.Sprintf("forged-%02d", i)
 		ref := tc.script + "#" + rid
 		proxy.inject("appotapay", ref, always(tc.forgery)...)
-		ids = append(ids, w.request("appotapay", rid, ref, soon))
+		ids = append(ids, w.Request("appotapay", rid, ref, soon))
 	}
-	got := w.waitEvents(30*time.Second, ids...)
+	got := w.WaitEvents(30*time.Second, ids...)
 	for i, tc := range tests {
 		e := got[ids[i]]
 		if d := e.Event.Data; d.Status != publisher.StatusExpired || d.Reason != publisher.ReasonBadSignature {
@@ -808,16 +758,17 @@ func TestAppotaPayForgedAnswers(t *testing.T) {
 // ever sign or return partnerRefId, the client must check it and this test
 // must change.
 func TestAppotaPayReplayedAnswer(t *testing.T) {
-	w := newWorld(t, nil)
-	proxy, proxyURL := newFaultProxy(t, w.sim)
-	t.Setenv("BRIDGE_APPOTAPAY_URL", proxyURL+"/appotapay")
-	w.startBridge()
-	genuine := w.request("appotapay", "replay-genuine", "success#replay-genuine", "")
-	g := w.waitEvents(10*time.Second, genuine)[genuine].Event.Data
+	t.Parallel()
+	w := newWorld(t)
+	proxy, proxyURL := newFaultProxy(t, w.Sim)
+	w.Config.AppotaPay.URL = proxyURL + "/appotapay"
+	w.StartBridge()
+	genuine := w.Request("appotapay", "replay-genuine", "success#replay-genuine", "")
+	g := w.WaitEvents(10*time.Second, genuine)[genuine].Event.Data
 
 	proxy.inject("appotapay", "pending#replay-victim", replayed("success#replay-genuine"))
-	victim := w.request("appotapay", "replay-victim", "pending#replay-victim", "")
-	v := w.waitEvents(10*time.Second, victim)[victim].Event.Data
+	victim := w.Request("appotapay", "replay-victim", "pending#replay-victim", "")
+	v := w.WaitEvents(10*time.Second, victim)[victim].Event.Data
 	if v.Status != publisher.StatusSuccess {
 		t.Fatalf("replayed success: %s/%s (if AppotaPay now binds the reference, update this test)", v.Status, v.Reason)
 	}
