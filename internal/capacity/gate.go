@@ -99,7 +99,7 @@ type Gate struct {
 	brk      breaker
 	brkRev   uint64
 	failures int // consecutive failed calls seen by this replica
-	calls    recentCalls
+	answered recentCalls
 }
 
 // Open returns the gate of provider name and keeps it current with the
@@ -232,7 +232,6 @@ func (g *Gate) admit(ctx context.Context) (Ticket, time.Duration, error) {
 			g.setBreaker(next, rev)
 			g.log.Info("circuit breaker probing the provider")
 		}
-		g.calls.add(t.At)
 		return t, 0, nil
 	}
 	return Ticket{}, 0, fmt.Errorf("capacity of %s: the shared state kept changing under this replica", g.name)
@@ -250,6 +249,9 @@ func (g *Gate) Done(ctx context.Context, t Ticket, o Outcome) {
 		return
 	}
 	g.failures = 0
+	if o == Answered {
+		g.answered.add(g.now())
+	}
 	if o == Refused {
 		g.m.refusals.WithLabelValues(g.name).Inc()
 		g.cut(ctx, t.At)
@@ -263,7 +265,7 @@ func (g *Gate) Done(ctx context.Context, t Ticket, o Outcome) {
 func (g *Gate) cut(ctx context.Context, callAt time.Time) {
 	for range 8 {
 		now := g.now()
-		next, changed := g.rate.refused(g.lim, now, callAt, g.calls.perSecond(now))
+		next, changed := g.rate.refused(g.lim, now, callAt, g.answered.perSecond(now))
 		if !changed {
 			return
 		}
@@ -361,7 +363,7 @@ func (g *Gate) swap(ctx context.Context, key string, v any, rev uint64) (uint64,
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		return 0, errConflict
 	case err != nil:
-		g.m.stateErrors.WithLabelValues(g.name).Inc()
+		g.m.StateErrors.WithLabelValues(g.name).Inc()
 		return 0, fmt.Errorf("capacity state of %s: %w", g.name, err)
 	}
 	return rev, nil
@@ -381,19 +383,24 @@ func (g *Gate) refresh(ctx context.Context, key string) {
 			g.setBreaker(breaker{}, 0)
 		}
 	case err != nil:
-		g.m.stateErrors.WithLabelValues(g.name).Inc()
+		g.m.StateErrors.WithLabelValues(g.name).Inc()
 	default:
 		g.apply(e)
 	}
 }
 
-// recentCalls counts this replica's calls over the last second, in tenths.
+// recentCalls counts this replica's answered calls over the last second,
+// in tenths.
 type recentCalls struct {
 	slot  [10]int
 	stamp [10]int64 // which tenth of a second each slot counts
+	first time.Time // the first call: a younger replica has seen less than a second
 }
 
 func (c *recentCalls) add(t time.Time) {
+	if c.first.IsZero() {
+		c.first = t
+	}
 	tenth := t.UnixMilli() / 100
 	i := tenth % 10
 	if c.stamp[i] != tenth {
@@ -410,7 +417,8 @@ func (c *recentCalls) perSecond(now time.Time) float64 {
 			n += c.slot[i]
 		}
 	}
-	return float64(n)
+	seen := min(time.Second, max(100*time.Millisecond, now.Sub(c.first)))
+	return float64(n) / seen.Seconds()
 }
 
 func round(v float64) float64 { return float64(int(v*10+0.5)) / 10 }

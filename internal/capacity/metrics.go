@@ -9,8 +9,14 @@ type Metrics struct {
 	breakerHeld   *prometheus.CounterVec
 	breakerOpened *prometheus.CounterVec
 	breakerState  *prometheus.GaugeVec
-	stateErrors   *prometheus.CounterVec
-	reg           prometheus.Registerer
+	// StateErrors counts failed reads and writes of the shared state;
+	// Coalesced counts checks answered by another request's call.
+	StateErrors *prometheus.CounterVec
+	Coalesced   *prometheus.CounterVec
+	// PoolBusy counts requests parked because every handler of their
+	// provider was busy.
+	PoolBusy *prometheus.CounterVec
+	reg      prometheus.Registerer
 }
 
 // NewMetrics registers the capacity metrics on reg, every provider's
@@ -37,13 +43,21 @@ func NewMetrics(reg prometheus.Registerer, providers []string) *Metrics {
 			Name: "statusbridge_breaker_state",
 			Help: "A provider's circuit breaker: 0 closed, 1 open, 2 probing.",
 		}, []string{"provider"}),
-		stateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "statusbridge_capacity_state_errors_total",
-			Help: "Failed reads and writes of the shared capacity state (the check is parked and tried again).",
+		StateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_shared_state_errors_total",
+			Help: "Failed reads and writes of the shared state (budgets, breakers, answers, request checks); the check waits or counts from what it has.",
+		}, []string{"provider"}),
+		Coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_coalesced_checks_total",
+			Help: "Checks answered by another request's call about the same reference, instead of a call of their own.",
+		}, []string{"provider"}),
+		PoolBusy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statusbridge_pool_busy_total",
+			Help: "Requests parked for a second or two because every handler of their provider was busy (slow or hanging calls).",
 		}, []string{"provider"}),
 		reg: reg,
 	}
-	reg.MustRegister(m.refusals, m.limiterWaits, m.breakerHeld, m.breakerOpened, m.breakerState, m.stateErrors)
+	reg.MustRegister(m.refusals, m.limiterWaits, m.breakerHeld, m.breakerOpened, m.breakerState, m.StateErrors, m.Coalesced, m.PoolBusy)
 	for _, p := range providers {
 		m.refusals.WithLabelValues(p)
 		m.limiterWaits.WithLabelValues(p, "waited")
@@ -51,7 +65,9 @@ func NewMetrics(reg prometheus.Registerer, providers []string) *Metrics {
 		m.breakerHeld.WithLabelValues(p)
 		m.breakerOpened.WithLabelValues(p)
 		m.breakerState.WithLabelValues(p)
-		m.stateErrors.WithLabelValues(p)
+		m.StateErrors.WithLabelValues(p)
+		m.Coalesced.WithLabelValues(p)
+		m.PoolBusy.WithLabelValues(p)
 	}
 	return m
 }

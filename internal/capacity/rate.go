@@ -5,18 +5,23 @@ import (
 	"time"
 )
 
-// Adaptation constants. A refusal cuts the rate to decrease of what it was
-// (multiplicative decrease); from there it climbs by a tenth of the cut
-// rate, at least one call per second, each second (additive increase).
+// Adaptation constants. A refusal cuts the rate to decrease of what the
+// provider accepted over the last second (or of the rate in force, if
+// lower): the provider's own answer to how much it takes. From there the
+// rate climbs by a tenth of the cut rate, at least one call per second,
+// each second (additive increase), until the next refusal.
 // After an outage the rate starts at a tenth of the limit and doubles each
 // second (slow start), so a recovering provider is not met with a burst.
 const (
-	decrease            = 0.7
+	decrease            = 0.9
 	minRate             = 0.5 // calls per second: the floor of every cut
 	recoveryFraction    = 0.1
 	unlimitedRecovery   = 10.0 // calls per second a provider with no fixed limit restarts at
 	unlimitedAbove      = 10000.0
 	adaptationForgotten = 10 * time.Minute // with no fixed limit, a refusal this old no longer caps the rate
+	// cutInterval: refusals within a second of a cut are the same overload
+	// (providers count their limits per second), so they cut once.
+	cutInterval = time.Second
 )
 
 // Modes of a bucket.
@@ -56,7 +61,7 @@ func (b bucket) rate(l limits, now time.Time) float64 {
 		if l.Limit == 0 && since > adaptationForgotten.Seconds() {
 			return 0
 		}
-		r = b.Rate0 + max(1, b.Rate0/10)*since
+		r = b.Rate0 + b.climb(l)*since
 	default:
 		return l.Limit
 	}
@@ -67,6 +72,12 @@ func (b bucket) rate(l limits, now time.Time) float64 {
 		return 0
 	}
 	return r
+}
+
+// climb is how many calls per second the rate gains each second after a
+// cut: a tenth of the cut rate, at least one.
+func (b bucket) climb(l limits) float64 {
+	return max(1, b.Rate0/10)
 }
 
 // tolerance is how far ahead of the spacing a call may run: burst-1 calls'
@@ -104,16 +115,16 @@ func (b bucket) reserve(l limits, r float64, now time.Time, maxWait time.Duratio
 }
 
 // refused lowers the rate after the provider refused a call booked at
-// callAt. Refusals of calls booked before the last cut are the same
-// overload, already answered, and change nothing. observed is the calls per
-// second this replica made lately, the estimate when no rate was in force.
-func (b bucket) refused(l limits, now, callAt time.Time, observed float64) (bucket, bool) {
-	if b.Mode != modeFixed && callAt.UnixNano() < b.T0 {
+// callAt. Refusals of calls booked before the last cut, or within a second
+// of it, are the same overload, already answered, and change nothing.
+// accepted is the calls per second the provider answered lately.
+func (b bucket) refused(l limits, now, callAt time.Time, accepted float64) (bucket, bool) {
+	if b.Mode != modeFixed && (callAt.UnixNano() < b.T0 || now.Sub(time.Unix(0, b.T0)) < cutInterval) {
 		return b, false
 	}
 	r := b.rate(l, now)
-	if r == 0 {
-		r = max(observed, 1)
+	if r == 0 || accepted < r {
+		r = accepted
 	}
 	b.Mode = modeBackoff
 	b.Rate0 = max(minRate, r*decrease)

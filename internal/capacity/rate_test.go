@@ -82,23 +82,29 @@ func TestReserveParksBeyondMaxWait(t *testing.T) {
 
 func TestRefusalCutsTheRateOnceAndItClimbsBack(t *testing.T) {
 	l := limits{Limit: 50, Burst: 10}
-	b, changed := bucket{}.refused(l, t0, t0.Add(-100*time.Millisecond), 0)
-	if !changed || b.rate(l, t0) != 35 {
-		t.Fatalf("after a refusal at the limit of 50/s the rate is %v, want 35", b.rate(l, t0))
+	// The provider answered 40 calls in the last second: that is its
+	// capacity, whatever the limit says.
+	b, changed := bucket{}.refused(l, t0, t0.Add(-100*time.Millisecond), 40)
+	if !changed || b.rate(l, t0) != 36 {
+		t.Fatalf("after a refusal with 40 calls/s answered the rate is %v, want 36", b.rate(l, t0))
 	}
 	// A call booked before the cut was part of the same overload.
 	if _, changed := b.refused(l, t0.Add(50*time.Millisecond), t0.Add(-time.Millisecond), 0); changed {
 		t.Error("a refusal of a call made before the cut cut the rate again")
 	}
-	// A call booked after it is new evidence.
-	if again, changed := b.refused(l, t0.Add(time.Second), t0.Add(500*time.Millisecond), 0); !changed || again.Rate0 >= b.Rate0+3.5 {
+	// So was one booked after it but within the second.
+	if _, changed := b.refused(l, t0.Add(900*time.Millisecond), t0.Add(500*time.Millisecond), 0); changed {
+		t.Error("a refusal within a second of the cut cut the rate again")
+	}
+	// Later it is new evidence.
+	if again, changed := b.refused(l, t0.Add(2*time.Second), t0.Add(1500*time.Millisecond), 45); !changed || again.Rate0 >= b.rate(l, t0.Add(2*time.Second)) {
 		t.Errorf("a refusal after the cut: changed %v, rate %v", changed, again.Rate0)
 	}
 	// Additive increase: a tenth of the cut rate per second, capped at the limit.
 	for _, tc := range []struct {
 		after time.Duration
 		want  float64
-	}{{time.Second, 38.5}, {2 * time.Second, 42}, {10 * time.Second, 50}} {
+	}{{time.Second, 39.6}, {2 * time.Second, 43.2}, {10 * time.Second, 50}} {
 		if got := b.rate(l, t0.Add(tc.after)); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%v after the cut: rate %v, want %v", tc.after, got, tc.want)
 		}
@@ -111,8 +117,8 @@ func TestWithNoFixedLimitARefusalSetsARateFromWhatWasObserved(t *testing.T) {
 		t.Fatalf("no limit and no refusal: rate %v, want 0 (none)", r)
 	}
 	b, _ := bucket{}.refused(l, t0, t0, 80)
-	if got := b.rate(l, t0); got != 56 {
-		t.Errorf("after a refusal at 80 calls/s observed the rate is %v, want 56", got)
+	if got := b.rate(l, t0); got != 72 {
+		t.Errorf("after a refusal with 80 calls/s answered the rate is %v, want 72", got)
 	}
 	if got := b.rate(l, t0.Add(adaptationForgotten+time.Second)); got != 0 {
 		t.Errorf("long after the last refusal the rate is %v, want 0 (no limit again)", got)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
@@ -89,23 +90,30 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	// Each step has a deadline of its own under ctx: RequestTimeout for
-	// the check, which the providers' HTTP client then uses as its own
-	// bound, and PublishTimeout for the publish and ack. Under a parent
-	// that cannot be cancelled, a deadline registers with nothing; one
-	// deadline over the whole delivery had every step's context register
-	// as its child.
-	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	res, err := client.Status(cctx, providers.Query{Reference: req.Reference})
-	cancel()
-	s.perReq.checkDuration.With(provider).Observe(time.Since(start).Seconds())
-	s.perReq.checks.With(provider, outcomeLabel(res, err)).Inc()
-	s.logCheck(ctx, &d, res, err)
-
+	st := s.loadState(ctx, &d)
+	o := s.check(ctx, &d, req, client, st)
+	now := s.now()
+	if o.hold > 0 {
+		// No check was made, so no step of the schedule is used: the
+		// request waits for the gate or for another check of its reference.
+		if now.Before(deadline) {
+			hold := o.hold + time.Duration(s.rand()*float64(min(o.hold/4, time.Second)))
+			s.park(ctx, &d, min(hold, deadline.Sub(now)))
+			return
+		}
+		data := s.expiredUnchecked(d, req, st)
+		s.publishAndAck(ctx, d, data)
+		s.forgetState(ctx, &d, st)
+		return
+	}
+	attempts := st.Attempts
+	if o.answered {
+		attempts++
+	}
+	res, err := o.res, o.err
 	dec := decide(res, err, timing{
-		Attempt:       d.attempt,
-		Now:           s.now(),
+		Attempt:       max(attempts, 1),
+		Now:           now,
 		RequestedAt:   d.requestedAt,
 		Deadline:      deadline,
 		NotFoundGrace: s.cfg.NotFoundGrace,
@@ -113,13 +121,11 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		Rand:          s.rand,
 	})
 	if dec.Action == actRetry {
-		if err := msg.NakWithDelay(dec.Delay); err != nil {
-			// The request stays unacknowledged and comes back after AckWait.
-			d.log().Warn("could not park the request", "err", err)
+		if o.answered {
+			st = checkState{Attempts: attempts, LastCheck: o.at.UnixNano(), LastOutcome: outcomeLabel(res, err), NextCheck: now.Add(dec.Delay).UnixNano()}
+			s.saveState(ctx, &d, st)
 		}
-		if s.log.Enabled(ctx, slog.LevelDebug) {
-			d.log().Debug("will check again", "delay", dec.Delay)
-		}
+		s.park(ctx, &d, dec.Delay)
 		return
 	}
 	data := publisher.Data{
@@ -128,7 +134,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		Reference:   req.Reference,
 		Status:      dec.Status,
 		Reason:      dec.Reason,
-		Attempts:    d.attempt,
+		Attempts:    attempts,
 		RequestedAt: d.requestedAt,
 		ResolvedAt:  s.now(),
 		Metadata:    req.Metadata,
@@ -138,7 +144,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		data.ProviderCode = res.Code
 		data.ProviderMessage = res.Message
 		data.ProviderTransactionID = res.TransactionID
-		data.Amount = res.Amount
+		data.Amount = publisher.Amount(res.Amount)
 		data.Currency = res.Currency
 		data.Details = res.Details
 	} else {
@@ -149,6 +155,39 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 	s.publishAndAck(ctx, d, data)
+	s.forgetState(ctx, &d, st)
+}
+
+// park leaves the request with JetStream until its next check.
+func (s *Subscriber) park(ctx context.Context, d *delivery, delay time.Duration) {
+	delay = max(delay, time.Millisecond)
+	if err := d.msg.NakWithDelay(delay); err != nil {
+		// The request stays unacknowledged and comes back after AckWait.
+		d.log().Warn("could not park the request", "err", err)
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		d.log().Debug("will check again", "delay", delay)
+	}
+}
+
+// expiredUnchecked is the event of a request whose deadline came while its
+// provider's capacity held its last check back: what its last answered
+// check said decides the reason.
+func (s *Subscriber) expiredUnchecked(d delivery, req Request, st checkState) publisher.Data {
+	reason := publisher.ReasonDeadline
+	switch st.LastOutcome {
+	case "not_found":
+		reason = publisher.ReasonNotFound
+	case "auth_rejected":
+		reason = publisher.ReasonAuthRejected
+	case "bad_signature":
+		reason = publisher.ReasonBadSignature
+	}
+	return publisher.Data{
+		RequestID: req.RequestID, Provider: d.provider, Reference: req.Reference,
+		Status: publisher.StatusExpired, Reason: reason, Attempts: st.Attempts,
+		RequestedAt: d.requestedAt, ResolvedAt: s.now(), Metadata: req.Metadata,
+	}
 }
 
 // rejected is the event data of a request that cannot be checked.
@@ -191,7 +230,7 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 		// re-publishes the same event id, which JetStream drops.
 		d.log().Warn("event published but the request ack failed; it will be redelivered", "err", err, "event_id", ev.ID)
 	}
-	s.perReq.events.With(label, data.Status, data.Reason).Inc()
+	s.perReq.events.With(label, data.Status, metrics.ReasonLabel(data.Reason)).Inc()
 	s.perReq.resolution.With(label, data.Status).Observe(data.ResolvedAt.Sub(data.RequestedAt).Seconds())
 	s.perReq.attempts.With(label, data.Status).Observe(float64(data.Attempts))
 	s.logResolved(dctx, d, data, ev.ID, dup)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/publisher"
@@ -72,6 +75,15 @@ type Subscriber struct {
 	now         func() time.Time
 	rand        func() float64
 
+	// Capacity: each provider's gate (nil: calls are not held), the shared
+	// answers per reference and the parked requests' checks (nil: not
+	// shared, counted from JetStream's deliveries' view of nothing).
+	gates      map[string]*capacity.Gate
+	capacityKV jetstream.KeyValue
+	checksKV   jetstream.KeyValue
+	capm       *capacity.Metrics
+	flights    flights
+
 	ready atomic.Bool
 }
 
@@ -92,6 +104,17 @@ type Options struct {
 	// Now and Rand default to time.Now and math/rand/v2.
 	Now  func() time.Time
 	Rand func() float64
+
+	// Gates admits each provider's calls within its shared capacity; a
+	// provider without one is called whenever a check is due.
+	Gates map[string]*capacity.Gate
+	// CapacityKV holds the answers shared between requests for the same
+	// reference and ChecksKV each parked request's answered checks; without
+	// them, only requests in this replica share answers and every delivery
+	// counts as a fresh start of the schedule.
+	CapacityKV, ChecksKV jetstream.KeyValue
+	// CapacityMetrics defaults to unregistered metrics.
+	CapacityMetrics *capacity.Metrics
 }
 
 // New returns a Subscriber. Every provider in o.Providers must have a
@@ -117,6 +140,11 @@ func New(cfg Config, o Options) (*Subscriber, error) {
 	s := &Subscriber{
 		cfg: cfg, rebind: o.Rebind, pub: o.Publisher, providers: o.Providers,
 		log: o.Logger, m: o.Metrics, now: o.Now, rand: o.Rand,
+		gates: o.Gates, capacityKV: o.CapacityKV, checksKV: o.ChecksKV, capm: o.CapacityMetrics,
+		flights: flights{m: map[string]*flight{}},
+	}
+	if s.capm == nil {
+		s.capm = capacity.NewMetrics(prometheus.NewRegistry(), nil)
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -126,6 +154,7 @@ func New(cfg Config, o Options) (*Subscriber, error) {
 	}
 	s.consumer.Store(o.Consumer)
 	s.m.ParkedLimit.Set(float64(cfg.MaxPending))
+	s.m.AddProviders(slices.Sorted(maps.Keys(o.Providers))...)
 	s.providerLog = map[string]*slog.Logger{}
 	for name := range s.providers {
 		s.providerLog[name] = s.log.With("provider", name)
@@ -157,16 +186,22 @@ func (s *Subscriber) Ready() bool { return s.ready.Load() }
 // shutdown timeout for the checks in flight to finish and settle. It
 // returns nil after a clean shutdown.
 func (s *Subscriber) Run(ctx context.Context) error {
-	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
-	// A fixed pool of handlers keeps the stacks they grew (decoding JSON
-	// runs deep); a goroutine per delivery grew a new stack every time.
-	work := make(chan jetstream.Msg)
-	defer close(work)
-	for range s.cfg.Concurrency {
-		go s.work(ctx, work, sem, &wg)
+	// Each provider has a pool of Concurrency handlers of its own, so a
+	// provider that is slow or down occupies only its own pool; requests
+	// naming no provider the bridge implements share one more. A fixed pool
+	// keeps the stacks its handlers grew.
+	pools := map[string]*pool{}
+	for _, name := range append(slices.Sorted(maps.Keys(s.providers)), "unknown") {
+		p := &pool{work: make(chan jetstream.Msg)}
+		pools[name] = p
+		defer close(p.work)
+		for range s.cfg.Concurrency {
+			go s.work(ctx, p.work, &wg)
+		}
 	}
 	go s.sampleConsumer(ctx)
+	go s.sweepFlights(ctx)
 
 	for ctx.Err() == nil {
 		cons := s.consumer.Load().(jetstream.Consumer)
@@ -185,7 +220,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		}
 		s.setReady(true)
 		s.log.Info("consuming requests", "consumer", cons.CachedInfo().Name, "stream", cons.CachedInfo().Stream, "concurrency", s.cfg.Concurrency)
-		reason := s.consume(ctx, it, work, sem, &wg)
+		reason := s.consume(ctx, it, pools, &wg)
 		s.setReady(false)
 		if reason == "" {
 			continue
@@ -199,23 +234,32 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return s.shutdown(&wg)
 }
 
-// consume feeds messages from it to the handlers on work, one free slot at
-// a time, until ctx ends (it returns "") or the subscription must be
-// re-created (it returns why).
-func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, work chan<- jetstream.Msg, sem chan struct{}, wg *sync.WaitGroup) string {
+// pool is one provider's handlers.
+type pool struct {
+	work chan jetstream.Msg
+	// congestedUntil: the pool was found full and stayed full for
+	// handoffWait; until then its requests are parked at once instead of
+	// waited for, so they never hold up the others'.
+	congestedUntil time.Time
+}
+
+// handoffWait is how long the consume loop waits for a busy provider's
+// pool before it parks the request instead. A pool that is busy because it
+// is fast frees a handler well within it; one whose calls hang does not.
+const handoffWait = 50 * time.Millisecond
+
+// consume feeds messages from it to their provider's handlers until ctx
+// ends (it returns "") or the subscription must be re-created (it returns
+// why).
+func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, pools map[string]*pool, wg *sync.WaitGroup) string {
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	missedHeartbeats := 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			s.handBack(it)
-			return ""
-		}
 		msg, err := it.Next()
 		if err != nil {
-			<-sem
 			switch {
 			case ctx.Err() != nil:
 				s.handBack(it)
@@ -241,20 +285,50 @@ func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, 
 			}
 		}
 		missedHeartbeats = 0
+		_, name := providerOf(msg.Subject())
+		p, ok := pools[name]
+		if !ok {
+			p = pools["unknown"]
+		}
 		wg.Add(1)
 		s.m.InFlight.Add(1)
-		work <- msg
+		select {
+		case p.work <- msg:
+			continue
+		default:
+		}
+		if now := time.Now(); now.Before(p.congestedUntil) {
+			s.parkBusy(msg, name, wg)
+			continue
+		}
+		timer.Reset(handoffWait)
+		select {
+		case p.work <- msg:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+			p.congestedUntil = time.Now().Add(time.Second)
+			s.parkBusy(msg, name, wg)
+		}
 	}
 }
 
-// work handles the deliveries consume hands over, one at a time, and
-// frees their slots.
-func (s *Subscriber) work(ctx context.Context, work <-chan jetstream.Msg, sem <-chan struct{}, wg *sync.WaitGroup) {
+// parkBusy parks a request whose provider's handlers are all busy, without
+// using a step of its schedule.
+func (s *Subscriber) parkBusy(msg jetstream.Msg, provider string, wg *sync.WaitGroup) {
+	_ = msg.NakWithDelay(time.Second + time.Duration(s.rand()*float64(time.Second)))
+	s.capm.PoolBusy.WithLabelValues(s.label(provider)).Inc()
+	s.m.InFlight.Add(-1)
+	wg.Done()
+}
+
+// work handles the deliveries consume hands over, one at a time.
+func (s *Subscriber) work(ctx context.Context, work <-chan jetstream.Msg, wg *sync.WaitGroup) {
 	base := context.WithoutCancel(ctx) // see handle
 	for msg := range work {
 		s.handle(base, msg)
 		s.m.InFlight.Add(-1)
-		<-sem
 		wg.Done()
 	}
 }
@@ -336,6 +410,20 @@ func (s *Subscriber) sampleConsumer(ctx context.Context) {
 				"parked", parked, "max_pending", s.cfg.MaxPending, "max_ack_pending", info.Config.MaxAckPending)
 		}
 		warned = over
+	}
+}
+
+// sweepFlights forgets answers too old to serve another request.
+func (s *Subscriber) sweepFlights(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.flights.sweep(s.now(), localFresh)
 	}
 }
 

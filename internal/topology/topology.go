@@ -27,6 +27,8 @@ const (
 	DefaultEventsStream     = "STATUS_EVENTS"
 	DefaultDeadLetterStream = "STATUS_DEADLETTER"
 	DefaultConsumer         = "bridge"
+	DefaultCapacityBucket   = "STATUS_CAPACITY"
+	DefaultChecksBucket     = "STATUS_CHECKS"
 )
 
 // MaxMessageBytes bounds request and dead-letter messages in the streams.
@@ -60,6 +62,15 @@ type Config struct {
 	// MaxAckPending caps deliveries not yet acknowledged, parked requests
 	// included, consumer-wide.
 	MaxAckPending int
+
+	// CapacityBucket is the key-value bucket of the providers' shared
+	// call budgets, circuit breakers and recent answers per reference.
+	CapacityBucket string
+	// ChecksBucket is the key-value bucket of each open request's answered
+	// checks; ChecksMaxAge bounds how long an entry outlives its last
+	// update (the furthest deadline a request may set).
+	ChecksBucket string
+	ChecksMaxAge time.Duration
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -70,6 +81,7 @@ func (c Config) Validate() error {
 	for what, name := range map[string]string{
 		"requests stream": c.RequestsStream, "events stream": c.EventsStream,
 		"dead-letter stream": c.DeadLetterStream, "consumer": c.Consumer,
+		"capacity bucket": c.CapacityBucket, "checks bucket": c.ChecksBucket,
 	} {
 		if !nameRE.MatchString(name) {
 			errs = append(errs, fmt.Errorf("%s name %q must be 1-64 of A-Z a-z 0-9 _ -", what, name))
@@ -95,6 +107,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAckPending < 1 {
 		errs = append(errs, errors.New("max ack pending must be positive"))
+	}
+	if c.CapacityBucket == c.ChecksBucket {
+		errs = append(errs, errors.New("the capacity and checks buckets need distinct names"))
+	}
+	if c.ChecksMaxAge <= 0 {
+		errs = append(errs, errors.New("checks max age must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -172,13 +190,79 @@ func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Provision creates or updates the three streams and the consumer, and
-// returns the consumer. Running it again with the same Config changes
-// nothing.
+// capacityStateMaxAge is how long an untouched budget, breaker or shared
+// answer is kept: none of them means anything after an hour of silence.
+const capacityStateMaxAge = time.Hour
+
+// CapacityBucketConfig holds the shared budgets, breakers and recent
+// answers. A limited provider's every call writes it; it is kept on file
+// all the same, so that a restarted NATS server still has it (a bucket in
+// memory would be gone, and with it every replica's watch).
+func (c Config) CapacityBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      c.CapacityBucket,
+		Description: "statusbridge: providers' shared call budgets, circuit breakers, recent answers per reference",
+		History:     1,
+		TTL:         capacityStateMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	}
+}
+
+// ChecksBucketConfig holds each parked request's answered checks, which
+// set its schedule and its event's attempts; it is written once per
+// answered check of a parked request and survives restarts. Entries of
+// resolved requests are purged, their markers kept an hour.
+func (c Config) ChecksBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         c.ChecksBucket,
+		Description:    "statusbridge: answered checks of each parked request",
+		History:        1,
+		TTL:            c.ChecksMaxAge,
+		Storage:        jetstream.FileStorage,
+		Replicas:       c.Replicas,
+		LimitMarkerTTL: time.Hour,
+	}
+}
+
+// Buckets are the key-value buckets the bridge keeps its shared state in.
+type Buckets struct {
+	Capacity jetstream.KeyValue
+	Checks   jetstream.KeyValue
+}
+
+// OpenBuckets binds to the key-value buckets (made by Provision, or by an
+// operator from deploy/nats).
+func OpenBuckets(ctx context.Context, js jetstream.JetStream, c Config) (Buckets, error) {
+	var b Buckets
+	var errs []error
+	for _, kc := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{{c.CapacityBucket, &b.Capacity}, {c.ChecksBucket, &b.Checks}} {
+		var err error
+		if *kc.kv, err = js.KeyValue(ctx, kc.name); err != nil {
+			errs = append(errs, fmt.Errorf("key-value bucket %s: %w", kc.name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return b, fmt.Errorf("the bridge's key-value buckets are missing (BRIDGE_PROVISION=false needs the operator's definitions, see deploy/nats): %w", err)
+	}
+	return b, nil
+}
+
+// Provision creates or updates the three streams, the two key-value
+// buckets and the consumer, and returns the consumer. Running it again with
+// the same Config changes nothing.
 func Provision(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Consumer, error) {
 	for _, sc := range []jetstream.StreamConfig{c.RequestsStreamConfig(), c.EventsStreamConfig(), c.DeadLetterStreamConfig()} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return nil, fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, kc := range []jetstream.KeyValueConfig{c.CapacityBucketConfig(), c.ChecksBucketConfig()} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return nil, fmt.Errorf("provision key-value bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.RequestsStream, c.ConsumerConfig())
