@@ -76,11 +76,16 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	noDemo := fs.Bool("no-demo", false, "publish no demo requests; just run, for `bridge request` and other clients")
 	listen := fs.String("listen", "127.0.0.1:4222", "client address of the embedded NATS server (port 0: any free port)")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics")
+	capacity := sim.RegisterCapacityFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: bridge sandbox [--once] [--no-demo] [--listen host:port] [--http host:port]\n\n"+
+		fmt.Fprint(stderr, "Usage: bridge sandbox [--once] [--no-demo] [--listen host:port] [--http host:port] [capacity flags]\n\n"+
 			"Runs an embedded NATS server, the IAK, Ayopop and AppotaPay simulators and the bridge\n"+
 			"in one process, with no credentials needed, and publishes demo requests that end in\n"+
-			"every possible way. Logs go to stderr, events to stdout.\n")
+			"every possible way. Logs go to stderr, events to stdout.\n\n"+
+			"The capacity flags make the simulators slow (--latency), rate-limited (--rate-limit,\n"+
+			"answering 429) or down for a while (--outage-after, --outage-for), each also per\n"+
+			"provider (--iak-rate-limit …); BRIDGE_<PROVIDER>_RATE_LIMIT and the other BRIDGE_*\n"+
+			"variables set the bridge's side.\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -97,7 +102,11 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer os.RemoveAll(dataDir)
 
-	simulators := sim.New(sim.SandboxCredentials())
+	profiles, err := capacity.Profiles(time.Now())
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	simulators := sim.New(sim.SandboxCredentials(), sim.WithProfiles(profiles))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

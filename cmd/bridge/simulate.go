@@ -21,8 +21,9 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8090", "address to listen on")
+	capacity := sim.RegisterCapacityFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: bridge simulate [--addr host:port]
+		fmt.Fprint(stderr, `Usage: bridge simulate [--addr host:port] [capacity flags]
 
 Serves scripted simulators of the IAK, Ayopop and AppotaPay status APIs. Each
 checks credentials exactly as its provider documents. Credentials come from the
@@ -32,6 +33,12 @@ the sandbox credentials printed at start.
 Script a reference with PUT /_sim/scripts/{provider}/{reference} and a body
 {"steps":["pending","success"]}, or name the reference after its script:
 "pending*3,success#order-1". Outcomes: `+outcomeList()+`.
+
+Capacity flags make the simulators behave like real aggregators: slow answers
+(--latency), a rate limit answering 429 with Retry-After (--rate-limit), an
+outage answering 503 (--outage-after, --outage-for); each also per provider
+(--iak-rate-limit …). PUT /_sim/profiles/{provider} changes them at run time,
+GET /_sim/stats/{provider} counts calls, refusals and the busiest second.
 `)
 		fs.PrintDefaults()
 	}
@@ -46,7 +53,11 @@ Script a reference with PUT /_sim/scripts/{provider}/{reference} and a body
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sim.New(creds), ReadHeaderTimeout: 5 * time.Second}
+	profiles, err := capacity.Profiles(time.Now())
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	srv := &http.Server{Handler: sim.New(creds, sim.WithProfiles(profiles)), ReadHeaderTimeout: 5 * time.Second}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "simulators listening on %s\n", base)
 	sandbox := sim.SandboxCredentials()
