@@ -249,28 +249,38 @@ func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, 
 		}
 	}
 
-	var ticket capacity.Ticket
-	gate := s.gates[d.provider]
-	if gate != nil {
-		t, wait, err := gate.Admit(ctx)
-		if err != nil {
-			d.log().Warn("provider capacity state unavailable; the check waits", "err", err)
-			return checkOutcome{hold: time.Second}
-		}
-		if wait > 0 {
-			return checkOutcome{hold: wait}
-		}
-		ticket = t
-	}
 	if readShared {
+		// Claim the reference's check before asking the gate, so that a
+		// probe the gate grants is always made.
 		claim := shared
-		claim.CheckingUntil = s.now().Add(s.cfg.RequestTimeout).UnixNano()
+		claim.CheckingUntil = s.now().Add(s.cfg.RequestTimeout + s.cfg.PublishTimeout).UnixNano()
 		r, err := s.swapShared(ctx, rk, claim, rev)
 		if err != nil {
 			// Another replica claimed it first; its answer will serve.
 			return checkOutcome{hold: 250 * time.Millisecond}
 		}
 		shared, rev = claim, r
+	}
+	release := func() {
+		if readShared {
+			shared.CheckingUntil = 0
+			_, _ = s.swapShared(ctx, rk, shared, rev)
+		}
+	}
+	var ticket capacity.Ticket
+	gate := s.gates[d.provider]
+	if gate != nil {
+		t, wait, err := gate.Admit(ctx)
+		if err != nil {
+			release()
+			d.log().Warn("provider capacity state unavailable; the check waits", "err", err)
+			return checkOutcome{hold: time.Second}
+		}
+		if wait > 0 {
+			release()
+			return checkOutcome{hold: wait}
+		}
+		ticket = t
 	}
 
 	start := time.Now()
@@ -292,9 +302,8 @@ func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, 
 	case kv == nil:
 	case o.answered && err == nil && (readShared || wanted):
 		_, _ = s.putShared(ctx, d.provider, rk, sharedAnswer{AnsweredAt: o.at.UnixNano(), Result: storeResult(res)})
-	case readShared:
-		shared.CheckingUntil = 0 // give the claim back
-		_, _ = s.swapShared(ctx, rk, shared, rev)
+	default:
+		release()
 	}
 	return o
 }

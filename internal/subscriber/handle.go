@@ -101,9 +101,9 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 			s.park(ctx, &d, min(hold, deadline.Sub(now)))
 			return
 		}
-		data := s.expiredUnchecked(d, req, st)
-		s.publishAndAck(ctx, d, data)
-		s.forgetState(ctx, &d, st)
+		if s.publishAndAck(ctx, d, s.expiredUnchecked(d, req, st)) {
+			s.forgetState(ctx, &d, st)
+		}
 		return
 	}
 	attempts := st.Attempts
@@ -154,8 +154,10 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 			data.ProviderMessage = pe.Message
 		}
 	}
-	s.publishAndAck(ctx, d, data)
-	s.forgetState(ctx, &d, st)
+	if s.publishAndAck(ctx, d, data) {
+		// A request whose publish failed comes back and counts on.
+		s.forgetState(ctx, &d, st)
+	}
 }
 
 // park leaves the request with JetStream until its next check.
@@ -209,7 +211,7 @@ func (s *Subscriber) rejected(d delivery, req Request, reason string) publisher.
 // publish fails the request is parked briefly and handled again from the
 // start: the event id is the same, so a publish that in fact landed is
 // deduplicated.
-func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publisher.Data) {
+func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publisher.Data) (published bool) {
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	ev := publisher.NewEvent(data)
@@ -219,7 +221,7 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 		delay := publishRetryDelay(d.attempt)
 		d.log().Error("event publish failed; the request will be handled again", "err", err, "delay", delay)
 		_ = d.msg.NakWithDelay(delay)
-		return
+		return false
 	}
 	label := s.label(d.provider)
 	if dup {
@@ -234,6 +236,7 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 	s.perReq.resolution.With(label, data.Status).Observe(data.ResolvedAt.Sub(data.RequestedAt).Seconds())
 	s.perReq.attempts.With(label, data.Status).Observe(float64(data.Attempts))
 	s.logResolved(dctx, d, data, ev.ID, dup)
+	return true
 }
 
 // logResolved writes the settled request's one INFO line, on the path
