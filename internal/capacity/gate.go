@@ -100,6 +100,7 @@ type Gate struct {
 	brkRev   uint64
 	failures int // consecutive failed calls seen by this replica
 	answered recentCalls
+	refused  recentCalls
 }
 
 // Open returns the gate of provider name and keeps it current with the
@@ -253,6 +254,7 @@ func (g *Gate) Done(ctx context.Context, t Ticket, o Outcome) {
 		g.answered.add(g.now())
 	}
 	if o == Refused {
+		g.refused.add(g.now())
 		g.m.refusals.WithLabelValues(g.name).Inc()
 		g.cut(ctx, t.At)
 	}
@@ -265,7 +267,8 @@ func (g *Gate) Done(ctx context.Context, t Ticket, o Outcome) {
 func (g *Gate) cut(ctx context.Context, callAt time.Time) {
 	for range 8 {
 		now := g.now()
-		next, changed := g.rate.refused(g.lim, now, callAt, g.answered.perSecond(now))
+		answered, refused := g.answered.perSecond(now), g.refused.perSecond(now)
+		next, changed := g.rate.refused(g.lim, now, callAt, answered, refused/max(answered+refused, 1))
 		if !changed {
 			return
 		}
@@ -389,18 +392,14 @@ func (g *Gate) refresh(ctx context.Context, key string) {
 	}
 }
 
-// recentCalls counts this replica's answered calls over the last second,
-// in tenths.
+// recentCalls counts this replica's calls of one outcome over the last
+// second, in tenths.
 type recentCalls struct {
 	slot  [10]int
 	stamp [10]int64 // which tenth of a second each slot counts
-	first time.Time // the first call: a younger replica has seen less than a second
 }
 
 func (c *recentCalls) add(t time.Time) {
-	if c.first.IsZero() {
-		c.first = t
-	}
 	tenth := t.UnixMilli() / 100
 	i := tenth % 10
 	if c.stamp[i] != tenth {
@@ -417,8 +416,10 @@ func (c *recentCalls) perSecond(now time.Time) float64 {
 			n += c.slot[i]
 		}
 	}
-	seen := min(time.Second, max(100*time.Millisecond, now.Sub(c.first)))
-	return float64(n) / seen.Seconds()
+	// Not extrapolated over a replica's first second: providers count
+	// their limits per second, and its first tenth can take a second's
+	// worth of answers.
+	return float64(n)
 }
 
 func round(v float64) float64 { return float64(int(v*10+0.5)) / 10 }

@@ -5,13 +5,17 @@ import (
 	"time"
 )
 
-// Adaptation constants. A refusal cuts the rate to decrease of what the
-// provider accepted over the last second (or of the rate in force, if
-// lower): the provider's own answer to how much it takes. From there the
-// rate climbs by a tenth of the cut rate, at least one call per second,
-// each second (additive increase), until the next refusal.
-// After an outage the rate starts at a tenth of the limit and doubles each
-// second (slow start), so a recovering provider is not met with a burst.
+// Adaptation constants. A refusal cuts the shared rate to what the
+// provider took of it (the rate less the share of this replica's calls it
+// refused over the last second) and a tenth more (multiplicative
+// decrease), at most once a second; from there it climbs
+// by a tenth of the cut rate, at least one call per second, each second
+// (additive increase). A provider with no rate in force yet gets a tenth
+// under what it answered this replica over the last second, then doubles
+// each second until the next refusal (a replica sees only its share of
+// the answers, so the first estimate is low). After an outage the rate
+// also starts low, at a tenth of the limit, and doubles each second (slow
+// start), so a recovering provider is not met with a burst.
 const (
 	decrease            = 0.9
 	minRate             = 0.5 // calls per second: the floor of every cut
@@ -117,16 +121,19 @@ func (b bucket) reserve(l limits, r float64, now time.Time, maxWait time.Duratio
 // refused lowers the rate after the provider refused a call booked at
 // callAt. Refusals of calls booked before the last cut, or within a second
 // of it, are the same overload, already answered, and change nothing.
-// accepted is the calls per second the provider answered lately.
-func (b bucket) refused(l limits, now, callAt time.Time, accepted float64) (bucket, bool) {
+// accepted is the calls per second the provider answered this replica
+// lately, the estimate when no rate is in force, and refusedShare the share
+// of this replica's recent calls it refused.
+func (b bucket) refused(l limits, now, callAt time.Time, accepted, refusedShare float64) (bucket, bool) {
 	if b.Mode != modeFixed && (callAt.UnixNano() < b.T0 || now.Sub(time.Unix(0, b.T0)) < cutInterval) {
 		return b, false
 	}
-	r := b.rate(l, now)
-	if r == 0 || accepted < r {
-		r = accepted
-	}
+	r := b.rate(l, now) * (1 - min(max(refusedShare, 0), 1))
 	b.Mode = modeBackoff
+	if r == 0 {
+		r = accepted
+		b.Mode = modeSlowStart
+	}
 	b.Rate0 = max(minRate, r*decrease)
 	b.T0 = now.UnixNano()
 	return b, true

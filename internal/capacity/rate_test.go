@@ -82,48 +82,73 @@ func TestReserveParksBeyondMaxWait(t *testing.T) {
 
 func TestRefusalCutsTheRateOnceAndItClimbsBack(t *testing.T) {
 	l := limits{Limit: 50, Burst: 10}
-	// The provider answered 40 calls in the last second: that is its
-	// capacity, whatever the limit says.
-	b, changed := bucket{}.refused(l, t0, t0.Add(-100*time.Millisecond), 40)
-	if !changed || b.rate(l, t0) != 36 {
-		t.Fatalf("after a refusal with 40 calls/s answered the rate is %v, want 36", b.rate(l, t0))
+	b, changed := bucket{}.refused(l, t0, t0.Add(-100*time.Millisecond), 12, 0)
+	if !changed || b.rate(l, t0) != 45 {
+		t.Fatalf("after a refusal at the limit of 50/s the rate is %v, want 45", b.rate(l, t0))
 	}
 	// A call booked before the cut was part of the same overload.
-	if _, changed := b.refused(l, t0.Add(50*time.Millisecond), t0.Add(-time.Millisecond), 0); changed {
+	if _, changed := b.refused(l, t0.Add(50*time.Millisecond), t0.Add(-time.Millisecond), 0, 0); changed {
 		t.Error("a refusal of a call made before the cut cut the rate again")
 	}
 	// So was one booked after it but within the second.
-	if _, changed := b.refused(l, t0.Add(900*time.Millisecond), t0.Add(500*time.Millisecond), 0); changed {
+	if _, changed := b.refused(l, t0.Add(900*time.Millisecond), t0.Add(500*time.Millisecond), 0, 0); changed {
 		t.Error("a refusal within a second of the cut cut the rate again")
 	}
-	// Later it is new evidence.
-	if again, changed := b.refused(l, t0.Add(2*time.Second), t0.Add(1500*time.Millisecond), 45); !changed || again.Rate0 >= b.rate(l, t0.Add(2*time.Second)) {
-		t.Errorf("a refusal after the cut: changed %v, rate %v", changed, again.Rate0)
+	// Later it is new evidence: a tenth off the rate then in force.
+	later := t0.Add(2 * time.Second)
+	if again, changed := b.refused(l, later, t0.Add(1500*time.Millisecond), 0, 0); !changed || math.Abs(again.Rate0-0.9*b.rate(l, later)) > 1e-9 {
+		t.Errorf("a refusal after the cut: changed %v, rate %v, want %v", changed, again.Rate0, 0.9*b.rate(l, later))
 	}
 	// Additive increase: a tenth of the cut rate per second, capped at the limit.
 	for _, tc := range []struct {
 		after time.Duration
 		want  float64
-	}{{time.Second, 39.6}, {2 * time.Second, 43.2}, {10 * time.Second, 50}} {
+	}{{time.Second, 49.5}, {2 * time.Second, 50}} {
 		if got := b.rate(l, t0.Add(tc.after)); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%v after the cut: rate %v, want %v", tc.after, got, tc.want)
 		}
 	}
 }
 
-func TestWithNoFixedLimitARefusalSetsARateFromWhatWasObserved(t *testing.T) {
+func TestSparseRefusalsKeepTheRateSteady(t *testing.T) {
+	// A refusal every few seconds (a provider that refuses some
+	// references whatever the load) must not drive the rate down to
+	// nothing: each cut takes a tenth, each second gives a tenth back.
+	l := limits{Limit: 100, Burst: 20}
+	var b bucket
+	for i := range 30 {
+		now := t0.Add(time.Duration(2*i) * time.Second)
+		b, _ = b.refused(l, now, now, 0, 0.01)
+	}
+	if r := b.rate(l, t0.Add(60*time.Second)); r < 90 {
+		t.Errorf("after a refusal every 2s for a minute the rate is %v/s of 100, want it to hold near the limit", r)
+	}
+}
+
+func TestWithNoFixedLimitARefusalSetsARateFromWhatWasAnswered(t *testing.T) {
 	l := limits{}
 	if r := (bucket{}).rate(l, t0); r != 0 {
 		t.Fatalf("no limit and no refusal: rate %v, want 0 (none)", r)
 	}
-	b, _ := bucket{}.refused(l, t0, t0, 80)
+	b, _ := bucket{}.refused(l, t0, t0, 80, 0.5)
 	if got := b.rate(l, t0); got != 72 {
 		t.Errorf("after a refusal with 80 calls/s answered the rate is %v, want 72", got)
 	}
-	if got := b.rate(l, t0.Add(adaptationForgotten+time.Second)); got != 0 {
-		t.Errorf("long after the last refusal the rate is %v, want 0 (no limit again)", got)
+	// One replica sees its share of the answers: the rate doubles each
+	// second until the next refusal finds the provider's capacity.
+	if got := b.rate(l, t0.Add(2*time.Second)); got != 288 {
+		t.Errorf("2s after the first refusal the rate is %v, want 288", got)
 	}
-	if b.settled(l, t0) || !b.settled(l, t0.Add(time.Hour)) {
+	if got := b.rate(l, t0.Add(time.Minute)); got != 0 {
+		t.Errorf("a minute without refusals the rate is %v, want 0 (no limit again)", got)
+	}
+	// The next refusal cuts what is then in force to what the provider
+	// took of it: here it refused a quarter of the calls.
+	c, _ := b.refused(l, t0.Add(2*time.Second), t0.Add(2*time.Second), 80, 0.25)
+	if got := c.rate(l, t0.Add(2*time.Second)); math.Abs(got-194.4) > 1e-9 || c.Mode != modeBackoff {
+		t.Errorf("a second refusal: rate %v mode %q, want 194.4 (288 × 0.75 × 0.9) climbing additively", got, c.Mode)
+	}
+	if c.settled(l, t0.Add(3*time.Second)) || !c.settled(l, t0.Add(time.Hour)) {
 		t.Error("settled should be false while a refusal caps the rate and true once it is forgotten")
 	}
 }

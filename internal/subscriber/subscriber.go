@@ -245,8 +245,10 @@ type pool struct {
 
 // handoffWait is how long the consume loop waits for a busy provider's
 // pool before it parks the request instead. A pool that is busy because it
-// is fast frees a handler well within it; one whose calls hang does not.
-const handoffWait = 50 * time.Millisecond
+// is fast frees a handler well within it, even on a loaded machine; one
+// whose calls hang does not, and then costs the loop this long at most
+// once a second.
+const handoffWait = 250 * time.Millisecond
 
 // consume feeds messages from it to their provider's handlers until ctx
 // ends (it returns "") or the subscription must be re-created (it returns
@@ -314,10 +316,10 @@ func (s *Subscriber) consume(ctx context.Context, it jetstream.MessagesContext, 
 	}
 }
 
-// parkBusy parks a request whose provider's handlers are all busy, without
-// using a step of its schedule.
+// parkBusy parks a request whose provider's handlers are all busy, for
+// about a second, without using a step of its schedule.
 func (s *Subscriber) parkBusy(msg jetstream.Msg, provider string, wg *sync.WaitGroup) {
-	_ = msg.NakWithDelay(time.Second + time.Duration(s.rand()*float64(time.Second)))
+	_ = msg.NakWithDelay(500*time.Millisecond + time.Duration(s.rand()*float64(time.Second)))
 	s.capm.PoolBusy.WithLabelValues(s.label(provider)).Inc()
 	s.m.InFlight.Add(-1)
 	wg.Done()
