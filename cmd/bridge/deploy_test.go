@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"math"
 	"net"
@@ -39,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
@@ -1505,10 +1507,33 @@ type metricInfo struct {
 }
 
 // metricCatalogue gathers every metric the bridge exports, with its labels:
-// each labelled collector gets one child so that it shows in Gather.
+// each labelled collector gets one child so that it shows in Gather. The
+// capacity metrics are registered as the daemon registers them: their
+// series start for every provider, and a provider's gate adds its allowed
+// rate.
 func metricCatalogue(t *testing.T) map[string]metricInfo {
 	t.Helper()
 	m := metrics.New("test")
+	capm := capacity.NewMetrics(m.Registry, []string{"x"})
+	nc, err := nats.Connect(daemontest.StartNATS(t).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "CATALOGUE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brk := capacity.BreakerSettings{Failures: 1, Cooldown: time.Second, MaxCooldown: time.Second, ProbeTimeout: time.Second}
+	if _, err := capacity.Open(ctx, kv, "x", capacity.Settings{MaxWait: time.Second, Breaker: brk}, slog.New(slog.DiscardHandler), capm); err != nil {
+		t.Fatal(err)
+	}
 	v := reflect.ValueOf(m).Elem()
 	for i := range v.NumField() {
 		get := v.Field(i).MethodByName("GetMetricWithLabelValues")
