@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer, providers []string) *Metrics {
 		}, []string{"provider"}),
 		PoolBusy: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "statusbridge_pool_busy_total",
-			Help: "Requests parked for a second or two because every handler of their provider was busy (slow or hanging calls).",
+			Help: "Requests parked for about a second because every handler of their provider was busy (slow or hanging calls).",
 		}, []string{"provider"}),
 		reg: reg,
 	}

@@ -54,7 +54,7 @@ type Config struct {
 
 	HttpAddr string `split_words:"true" default:":8080" desc:"address of /healthz, /readyz and /metrics; empty disables it"`
 
-	Concurrency     int           `split_words:"true" default:"64" desc:"provider checks in flight per replica"`
+	Concurrency     int           `split_words:"true" default:"64" desc:"provider checks in flight per replica and provider: each provider has its own handlers, so one that is slow or down cannot hold up the others"`
 	RequestTimeout  time.Duration `split_words:"true" default:"30s" desc:"timeout of one provider HTTP call"`
 	PublishTimeout  time.Duration `split_words:"true" default:"10s" desc:"timeout of one JetStream publish and its acknowledgement"`
 	ShutdownTimeout time.Duration `split_words:"true" default:"45s" desc:"on SIGTERM, how long in-flight checks may take to finish; must exceed BRIDGE_REQUEST_TIMEOUT"`

@@ -310,7 +310,7 @@ func TestPrintVariables(t *testing.T) {
 			t.Errorf("no row for %s", k)
 		}
 	}
-	for _, want := range []string{"BRIDGE_CONCURRENCY 64 provider checks in flight per replica", "BRIDGE_IAK_BACKOFF_JITTER overrides BRIDGE_BACKOFF_JITTER"} {
+	for _, want := range []string{"BRIDGE_CONCURRENCY 64 provider checks in flight per replica and provider: each provider has its own handlers, so one that is slow or down cannot hold up the others", "BRIDGE_IAK_BACKOFF_JITTER overrides BRIDGE_BACKOFF_JITTER"} {
 		found := false
 		for _, l := range lines {
 			found = found || strings.Join(strings.Fields(l), " ") == want
