@@ -223,22 +223,26 @@ func (s *Subscriber) check(ctx context.Context, d *delivery, req Request, client
 	return o
 }
 
-// checkShared looks for an answer another replica shared, then calls the
-// provider within its gate, and shares the answer when other requests
-// want it. Only requests answered before read the shared answers: a
-// request's first check reads nothing shared, so a reference asked about
-// once costs no shared state at all.
+// checkShared looks for an answer about the reference that another
+// request shared, on any replica, then calls the provider within its gate,
+// and shares the answer when other requests want it. An answer serves a
+// request when it is newer than the request's last answered check (or,
+// for a first check, than its publish, less fresh) and, unless final, at
+// most fresh old. A reference asked about once is read once and never
+// written: it is claimed and shared only once other requests showed up.
 func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, client providers.Provider, st checkState, key string, f *flight) checkOutcome {
 	kv := s.capacityKV
 	rk := refKey(d.provider, req.Reference)
 	var shared sharedAnswer
 	var rev uint64
-	readShared := kv != nil && st.Attempts > 0
-	if readShared {
+	readShared := false
+	if kv != nil {
 		shared, rev = s.loadShared(ctx, d.provider, rk)
 		now := s.now()
-		if r := shared.Result; r != nil && shared.AnsweredAt > st.LastCheck {
-			if res, ok := r.result(); ok && (res.State.Final() || now.Sub(time.Unix(0, shared.AnsweredAt)) < s.fresh(d.provider, st.Attempts)) {
+		fresh := s.fresh(d.provider, st.Attempts)
+		after := max(st.LastCheck, d.requestedAt.Add(-fresh).UnixNano())
+		if r := shared.Result; r != nil && shared.AnsweredAt > after {
+			if res, ok := r.result(); ok && (res.State.Final() || now.Sub(time.Unix(0, shared.AnsweredAt)) < fresh) {
 				s.capm.Coalesced.WithLabelValues(d.provider).Inc()
 				return checkOutcome{res: res, answered: true, shared: true, at: time.Unix(0, shared.AnsweredAt)}
 			}
@@ -247,6 +251,8 @@ func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, 
 			// Back soon: the check under way answers within its latency.
 			return checkOutcome{hold: min(until.Sub(now), 250*time.Millisecond)}
 		}
+		// A request checked before, or a reference others asked about.
+		readShared = st.Attempts > 0 || rev > 0
 	}
 
 	if readShared {
