@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,8 +21,8 @@ import (
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
 
-// benchRequest is one request the load generator publishes.
-type benchRequest struct {
+// request is one request the load generator publishes.
+type request struct {
 	provider string
 	id       string // request_id, also the request's Nats-Msg-Id
 	subject  string
@@ -30,14 +30,17 @@ type benchRequest struct {
 }
 
 // makeRequests builds n requests whose references carry script; tag makes
-// their ids unique to the round.
-func makeRequests(tag string, n int, mix []string, script string) []benchRequest {
-	reqs := make([]benchRequest, n)
+// their ids (and, unless sameRef, their references) unique to the round.
+func makeRequests(tag string, n int, mix []string, script string, sameRef bool) []request {
+	reqs := make([]request, n)
 	for i := range reqs {
 		p := mix[i%len(mix)]
 		id := fmt.Sprintf("bench-%s-%07d", tag, i)
 		ref := fmt.Sprintf("%s#%s-%07d", script, tag, i)
-		reqs[i] = benchRequest{
+		if sameRef {
+			ref = fmt.Sprintf("%s#%s", script, tag)
+		}
+		reqs[i] = request{
 			provider: p,
 			id:       id,
 			subject:  topology.RequestSubject(p),
@@ -52,11 +55,12 @@ func makeRequests(tag string, n int, mix []string, script string) []benchRequest
 // Events are recognised by their Nats-Msg-Id: the bridge's event id, or
 // the request id the ceiling reuses.
 type tracker struct {
-	reqs      []benchRequest
+	reqs      []request
 	start     time.Time
-	index     map[string]int  // event's Nats-Msg-Id → request; built by subscribe
-	pub       []atomic.Int64  // publish time, ns after start
-	lat       []time.Duration // written by the subscription only
+	index     map[string]int // event's Nats-Msg-Id → request; built by subscribe
+	pub       []atomic.Int64 // publish time, ns after start
+	mu        sync.Mutex     // guards lat and seen, for a round stopped while events arrive
+	lat       []time.Duration
 	seen      []bool
 	published atomic.Int64
 	resolved  atomic.Int64
@@ -70,7 +74,7 @@ type tracker struct {
 
 // newTracker tracks reqs; window > 0 bounds how many are published and
 // not yet resolved.
-func newTracker(reqs []benchRequest, window int) *tracker {
+func newTracker(reqs []request, window int) *tracker {
 	t := &tracker{
 		reqs:       reqs,
 		pub:        make([]atomic.Int64, len(reqs)),
@@ -112,6 +116,8 @@ func (t *tracker) subscribe(nc *nats.Conn) (*nats.Subscription, error) {
 func (t *tracker) onEvent(m *nats.Msg) {
 	now := time.Since(t.start)
 	i, ok := t.index[m.Header.Get(jetstream.MsgIDHeader)]
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if !ok || t.seen[i] {
 		return // another round's, or a duplicate
 	}
@@ -178,11 +184,13 @@ func (t *tracker) publish(ctx context.Context, js jetstream.JetStream, spacing t
 }
 
 // percentiles returns the q-quantiles (0..1) of the latencies of resolved
-// requests.
-func (t *tracker) percentiles(qs ...float64) []time.Duration {
+// requests to provider ("": every provider).
+func (t *tracker) percentiles(provider string, qs ...float64) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var lat []time.Duration
 	for i, ok := range t.seen {
-		if ok {
+		if ok && (provider == "" || t.reqs[i].provider == provider) {
 			lat = append(lat, t.lat[i])
 		}
 	}
@@ -190,7 +198,7 @@ func (t *tracker) percentiles(qs ...float64) []time.Duration {
 	out := make([]time.Duration, len(qs))
 	for j, q := range qs {
 		if len(lat) > 0 {
-			out[j] = lat[min(len(lat)-1, int(math.Ceil(q*float64(len(lat))))-1)]
+			out[j] = lat[max(0, min(len(lat)-1, int(math.Ceil(q*float64(len(lat))))-1))]
 		}
 	}
 	return out
@@ -222,15 +230,9 @@ type roundResult struct {
 
 func (r roundResult) cpuPerReq() time.Duration { return r.cpu / time.Duration(r.requests) }
 
-// round runs one round of mode: a fresh worker, empty streams, requests
-// published and resolved. n numbers it among the measured rounds; 0 is
-// the warm-up.
-func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundResult, error) {
-	total := b.o.rounds * len(b.o.modes)
-	b.resetSim()
-	if err := b.resetStreams(ctx); err != nil {
-		return roundResult{}, err
-	}
+// workerEnv is the configuration of a round's workers besides the bench's
+// NATS server and simulators.
+func (b *bench) workerEnv(mode, name string) map[string]string {
 	extra := map[string]string{
 		"BRIDGE_CONCURRENCY":     strconv.Itoa(b.o.concurrency),
 		"BRIDGE_BACKOFF_INITIAL": b.o.backoffInit.String(),
@@ -241,27 +243,42 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 		for p, n := range b.eventBytes {
 			sizes = append(sizes, p+"="+strconv.Itoa(n))
 		}
-		extra[envBenchEventBytes] = strings.Join(sizes, ",")
+		extra[envEventBytes] = strings.Join(sizes, ",")
+	}
+	if b.o.profileDir != "" {
+		extra[envProfile] = filepath.Join(b.o.profileDir, name)
+	}
+	return b.bridgeEnv(extra)
+}
+
+// round runs one throughput round of mode: fresh workers, empty streams,
+// requests published and resolved. n numbers it among the measured rounds;
+// 0 is the warm-up.
+func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundResult, error) {
+	total := b.o.rounds * len(b.o.modes)
+	b.resetSim()
+	if err := b.resetStreams(ctx); err != nil {
+		return roundResult{}, err
 	}
 	name := fmt.Sprintf("round%d-%s", n, mode)
 	if n == 0 {
 		name = "warmup-" + mode
 	}
-	if b.o.profileDir != "" {
-		extra[envBenchProfile] = filepath.Join(b.o.profileDir, name)
-	}
-	w, err := b.startWorker(ctx, mode, name, b.bridgeEnv(extra))
+	ws, err := b.startWorkers(ctx, mode, name, b.workerEnv(mode, name))
 	if err != nil {
 		return roundResult{}, err
 	}
-	ok := false
+	stopped := false
 	defer func() {
-		if !ok {
-			w.kill()
+		if !stopped {
+			killAll(ws)
 		}
 	}()
+	if _, err := b.applyProfiles(time.Now()); err != nil {
+		return roundResult{}, err
+	}
 
-	t := newTracker(makeRequests(fmt.Sprintf("r%d", n), requests, b.o.mix, b.o.script), b.o.window)
+	t := newTracker(makeRequests(fmt.Sprintf("r%d", n), requests, b.o.mix, b.o.script, b.o.sameReference), b.o.window)
 	sub, err := t.subscribe(b.nc)
 	if err != nil {
 		return roundResult{}, err
@@ -272,15 +289,15 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 		label = fmt.Sprintf("warm-up %-7s", mode)
 	}
 	stealBefore, totalBefore, stealOK := cpuSteal()
-	if err := b.drive(ctx, t, label, 0); err != nil {
+	if err := b.drive(ctx, t, label, 0, 0); err != nil {
 		return roundResult{}, err
 	}
 	if err := b.waitSettled(ctx); err != nil {
 		return roundResult{}, err
 	}
 	stealAfter, totalAfter, stealOK2 := cpuSteal()
-	stats, ru, err := w.stop()
-	ok = true
+	u, err := stopAll(ws)
+	stopped = true
 	if err != nil {
 		return roundResult{}, err
 	}
@@ -292,28 +309,24 @@ func (b *bench) round(ctx context.Context, n, requests int, mode string) (roundR
 	first := time.Duration(t.pub[0].Load())
 	r.elapsed = time.Duration(t.lastNs.Load()) - first
 	r.rate = float64(r.requests) / r.elapsed.Seconds()
-	p := t.percentiles(0.50, 0.95, 0.99)
+	p := t.percentiles("", 0.50, 0.95, 0.99)
 	r.p50, r.p95, r.p99 = p[0], p[1], p[2]
 	r.callsPerReq = math.NaN()
 	if !b.o.realAPIs {
 		r.callsPerReq = float64(b.simCalls()) / float64(r.requests)
 	}
-	cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
-	r.cpuStartup = time.Duration(w.readyStats.CPUNanos)
-	r.cpu = cpu - r.cpuStartup
-	r.cpuSys, r.ctxSwitches = -1, math.NaN()
-	if w.readyStats.CtxSwitches > 0 { // a --baseline build may not report them; any worker has switched by ready
-		r.cpuSys = time.Duration(syscall.TimevalToNsec(ru.Stime) - w.readyStats.SysNanos)
-		r.ctxSwitches = float64(ru.Nvcsw+ru.Nivcsw-w.readyStats.CtxSwitches) / float64(r.requests)
+	r.cpuStartup, r.cpu = u.cpuStartup, u.cpu
+	r.cpuSys, r.ctxSwitches = u.cpuSys, math.NaN()
+	if u.ctxSwitches >= 0 {
+		r.ctxSwitches = float64(u.ctxSwitches) / float64(r.requests)
 	}
-	r.maxRSSKiB = stats.HWMKiB
-	r.allocsPerReq = float64(stats.Mallocs-w.readyStats.Mallocs) / float64(r.requests)
-	r.allocBytesReq = float64(stats.AllocBytes-w.readyStats.AllocBytes) / float64(r.requests)
+	r.maxRSSKiB = u.maxHWMKiB
+	r.allocsPerReq = float64(u.mallocs) / float64(r.requests)
+	r.allocBytesReq = float64(u.allocBytes) / float64(r.requests)
 	r.events, _ = b.streamMsgs(ctx, topology.DefaultEventsStream)
 	r.deadLs, _ = b.streamMsgs(ctx, topology.DefaultDeadLetterStream)
-	var firstProblems []string
-	r.logProblems, firstProblems = logProblems(w.logPath)
-	for _, l := range firstProblems {
+	r.logProblems = u.logProblems
+	for _, l := range u.firstProblem {
 		fmt.Fprintf(b.stderr, "  %s log: %s\n", mode, l)
 	}
 	if mode == "bridge" {
@@ -356,9 +369,15 @@ func cpuSteal() (steal, total uint64, ok bool) {
 	return steal, total, true
 }
 
+// stopError says why a round ended before every request was resolved.
+type stopError struct{ reason string }
+
+func (e *stopError) Error() string { return e.reason }
+
 // drive publishes t's requests and waits until all are resolved, printing
-// progress every second.
-func (b *bench) drive(ctx context.Context, t *tracker, label string, spacing time.Duration) error {
+// progress every second. It gives up with a *stopError when nothing
+// resolves for --stall-timeout plus grace, or after --timeout.
+func (b *bench) drive(ctx context.Context, t *tracker, label string, spacing, grace time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pubErr := make(chan error, 1)
@@ -383,10 +402,14 @@ func (b *bench) drive(ctx context.Context, t *tracker, label string, spacing tim
 			elapsed := time.Since(t.start)
 			fmt.Fprintf(b.stderr, "%s: %d/%d resolved, %d/s now, %.0f/s mean, %d published\n",
 				label, done, len(t.reqs), done-lastResolved, float64(done)/elapsed.Seconds(), t.published.Load())
-			if done != lastResolved {
+			switch {
+			case done != lastResolved:
 				lastResolved, lastProgress = done, time.Now()
-			} else if time.Since(lastProgress) > b.o.stallTimeout {
-				return fmt.Errorf("nothing resolved for %v (%d of %d resolved)", b.o.stallTimeout, done, len(t.reqs))
+			case time.Since(lastProgress) > b.o.stallTimeout+grace:
+				return &stopError{fmt.Sprintf("nothing resolved for %v (%d of %d resolved)", (b.o.stallTimeout + grace).Round(time.Second), done, len(t.reqs))}
+			}
+			if elapsed > b.o.timeout {
+				return &stopError{fmt.Sprintf("--timeout %v reached (%d of %d resolved)", b.o.timeout, done, len(t.reqs))}
 			}
 		}
 	}

@@ -1,11 +1,10 @@
-package main
+package bench
 
 import (
 	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -58,7 +57,7 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 		extra["BRIDGE_MAX_PENDING"] = strconv.Itoa(o.parked)
 	}
 	if o.profileDir != "" {
-		extra[envBenchProfile] = filepath.Join(o.profileDir, "parked")
+		extra[envProfile] = filepath.Join(o.profileDir, "parked")
 	}
 	w, err := b.startWorker(ctx, "bridge", "parked", b.bridgeEnv(extra))
 	if err != nil {
@@ -70,11 +69,14 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 			w.kill()
 		}
 	}()
+	if _, err := b.applyProfiles(time.Now()); err != nil {
+		return r, err
+	}
 
 	// Publishing is paced by the checks: a flood of fsynced publishes
 	// would starve the deliveries of the same server, and the run would
 	// time the server's queue rather than the bridge.
-	park := newTracker(makeRequests("park", o.parked, o.mix, "pending"), parkWindow)
+	park := newTracker(makeRequests("park", o.parked, o.mix, "pending", false), parkWindow)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pubErr := make(chan error, 1)
@@ -130,31 +132,30 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 	r.simCalls = b.simCalls()
 	r.rssParkedKiB, _, _ = procStatus(w.pid())
 
-	fresh := newTracker(makeRequests("fresh", o.fresh, o.mix, "success"), 0)
+	fresh := newTracker(makeRequests("fresh", o.fresh, o.mix, "success", false), 0)
 	sub, err := fresh.subscribe(b.nc)
 	if err != nil {
 		return r, err
 	}
 	defer sub.Unsubscribe()
-	if err := b.drive(ctx, fresh, "fresh", 10*time.Millisecond); err != nil {
+	if err := b.drive(ctx, fresh, "fresh", 10*time.Millisecond, 0); err != nil {
 		return r, err
 	}
-	p := fresh.percentiles(0.50, 0.99, 1)
+	p := fresh.percentiles("", 0.50, 0.99, 1)
 	r.freshP50, r.freshP99, r.freshMax = p[0], p[1], p[2]
 	if r.rssKiB, r.hwmKiB, err = procStatus(w.pid()); err != nil {
 		return r, err
 	}
 
-	stats, ru, err := w.stop()
+	u, err := stopAll([]*worker{w})
 	ok = true
 	if err != nil {
 		return r, err
 	}
-	r.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime)+syscall.TimevalToNsec(ru.Stime)) - time.Duration(w.readyStats.CPUNanos)
-	r.mallocsPerParked = float64(stats.Mallocs-w.readyStats.Mallocs) / float64(o.parked)
-	var firstProblems []string
-	r.logProblems, firstProblems = logProblems(w.logPath)
-	for _, l := range firstProblems {
+	r.cpu = u.cpu
+	r.mallocsPerParked = float64(u.mallocs) / float64(o.parked)
+	r.logProblems = u.logProblems
+	for _, l := range u.firstProblem {
 		fmt.Fprintf(b.stderr, "  bridge log: %s\n", l)
 	}
 	// The parked requests stay in the stream; empty it for the next run.

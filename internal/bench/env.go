@@ -1,9 +1,8 @@
-package main
+package bench
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	json "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,7 +32,7 @@ import (
 // bench is what every round shares: the NATS server, the simulators and
 // the load generator's connection.
 type bench struct {
-	o       benchOptions
+	o       options
 	workDir string
 	stderr  io.Writer
 
@@ -42,13 +44,14 @@ type bench struct {
 	simSrv *http.Server
 	simURL string
 	sim    atomic.Pointer[sim.Server] // replaced every round, so counts start at zero
+	calls  atomic.Pointer[callLog]    // capacity rounds: when each provider call arrived
 
 	// eventBytes is the mean event size per provider seen in the last
 	// bridge round; the ceiling publishes payloads of that size.
 	eventBytes map[string]int
 }
 
-func newBench(ctx context.Context, o benchOptions, workDir string, stderr io.Writer) (*bench, error) {
+func newBench(ctx context.Context, o options, workDir string, stderr io.Writer) (*bench, error) {
 	b := &bench{o: o, workDir: workDir, stderr: stderr, natsURL: o.natsURL, eventBytes: map[string]int{}}
 	if b.natsURL == "" {
 		s, err := natsserver.Start(natsserver.Options{
@@ -80,7 +83,12 @@ func newBench(ctx context.Context, o benchOptions, workDir string, stderr io.Wri
 		return nil, err
 	}
 	b.simSrv = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.sim.Load().ServeHTTP(w, r) }),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if l := b.calls.Load(); l != nil {
+				l.add(r.URL.Path)
+			}
+			b.sim.Load().ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() { _ = b.simSrv.Serve(ln) }()
@@ -101,14 +109,97 @@ func (b *bench) close() {
 	}
 }
 
+// callLog records when each provider call arrived at the simulators.
+type callLog struct {
+	mu sync.Mutex
+	at map[string][]time.Time // per provider
+}
+
+func (l *callLog) add(path string) {
+	provider, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !slices.Contains(providerNames, provider) {
+		return // the admin API
+	}
+	now := time.Now()
+	l.mu.Lock()
+	l.at[provider] = append(l.at[provider], now)
+	l.mu.Unlock()
+}
+
+// busiestSecond is the most calls to provider in any sliding second that
+// starts at or after from.
+func (l *callLog) busiestSecond(provider string, from time.Time) int {
+	l.mu.Lock()
+	at := slices.Clone(l.at[provider])
+	l.mu.Unlock()
+	slices.SortFunc(at, time.Time.Compare)
+	most, first := 0, 0
+	for i, t := range at {
+		if t.Before(from) {
+			first = i + 1
+			continue
+		}
+		for t.Sub(at[first]) >= time.Second { // the second (t-1s, t]
+			first++
+		}
+		most = max(most, i-first+1)
+	}
+	return most
+}
+
+// timeline is the mean calls per second to provider in each bucket of
+// the round, which started at start.
+func (l *callLog) timeline(provider string, start time.Time, bucket time.Duration) []float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var counts []float64
+	for _, t := range l.at[provider] {
+		i := max(0, int(t.Sub(start)/bucket))
+		for len(counts) <= i {
+			counts = append(counts, 0)
+		}
+		counts[i]++
+	}
+	for i := range counts {
+		counts[i] /= bucket.Seconds()
+	}
+	return counts
+}
+
 // simCalls is the number of authenticated checks the simulators answered
 // since the last resetSim.
 func (b *bench) simCalls() int {
-	s := b.sim.Load()
-	return s.TotalCalls(sim.IAK) + s.TotalCalls(sim.Ayopop) + s.TotalCalls(sim.AppotaPay)
+	s, n := b.sim.Load(), 0
+	for _, p := range providerNames {
+		n += s.TotalCalls(p)
+	}
+	return n
 }
 
-func (b *bench) resetSim() { b.sim.Store(sim.New(sim.SandboxCredentials())) }
+// resetSim starts the round with fresh simulators: no calls, no profile.
+func (b *bench) resetSim() {
+	b.sim.Store(sim.New(sim.SandboxCredentials()))
+	if b.o.capacity {
+		b.calls.Store(&callLog{at: map[string][]time.Time{}})
+	}
+}
+
+// applyProfiles gives the simulators the capacity flags' profiles, with
+// outages placed from start, and returns them.
+func (b *bench) applyProfiles(start time.Time) (map[string]sim.Profile, error) {
+	profiles, err := b.o.profiles.Profiles(start)
+	if err != nil {
+		return nil, err
+	}
+	s := b.sim.Load()
+	for p, prof := range profiles {
+		if err := s.SetProfile(p, prof); err != nil {
+			return nil, err
+		}
+		profiles[p] = s.Profile(p) // with the simulator's defaults
+	}
+	return profiles, nil
+}
 
 // natsDescription says which server the rounds ran against.
 func (b *bench) natsDescription() string {
@@ -122,12 +213,18 @@ func (b *bench) natsDescription() string {
 	return fmt.Sprintf("embedded nats-server %s in the bench process, file store in a temp dir, %s", server.VERSION, sync)
 }
 
-// resetStreams deletes the bridge's streams, so that a round starts empty;
-// the worker provisions them again.
+// resetStreams deletes the bridge's streams and key-value buckets, so that
+// a round starts empty (no budget, breaker or answer of the last one); the
+// worker provisions them again.
 func (b *bench) resetStreams(ctx context.Context) error {
 	for _, name := range []string{topology.DefaultRequestsStream, topology.DefaultEventsStream, topology.DefaultDeadLetterStream} {
 		if err := b.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("delete stream %s: %w", name, err)
+		}
+	}
+	for _, name := range []string{topology.DefaultCapacityBucket, topology.DefaultChecksBucket} {
+		if err := b.js.DeleteKeyValue(ctx, name); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("delete bucket %s: %w", name, err)
 		}
 	}
 	return nil
@@ -159,7 +256,8 @@ func (b *bench) streamMsgs(ctx context.Context, name string) (uint64, error) {
 }
 
 // bridgeEnv is the configuration of a bridge (or ceiling) worker: the
-// daemon's defaults, pointed at the bench's NATS server and simulators.
+// daemon's defaults, pointed at the bench's NATS server and simulators,
+// then extra, then the --env variables.
 func (b *bench) bridgeEnv(extra map[string]string) map[string]string {
 	env := map[string]string{
 		"BRIDGE_NATS_URL":  b.natsURL,
@@ -193,6 +291,9 @@ func (b *bench) bridgeEnv(extra map[string]string) map[string]string {
 		}
 	}
 	for k, v := range extra {
+		env[k] = v
+	}
+	for k, v := range b.o.env {
 		env[k] = v
 	}
 	return env
@@ -315,11 +416,36 @@ func (b *bench) startWorker(ctx context.Context, mode, name string, env map[stri
 	}
 }
 
+// startWorkers starts --replicas workers of mode (the ceiling and the
+// baseline too), all with env, and waits until every one consumes.
+func (b *bench) startWorkers(ctx context.Context, mode, name string, env map[string]string) ([]*worker, error) {
+	var ws []*worker
+	for i := range b.o.replicas {
+		n := name
+		if b.o.replicas > 1 {
+			n = fmt.Sprintf("%s-%d", name, i+1)
+		}
+		w, err := b.startWorker(ctx, mode, n, env)
+		if err != nil {
+			killAll(ws)
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
 func (w *worker) pid() int { return w.cmd.Process.Pid }
 
 func (w *worker) kill() {
 	_ = w.cmd.Process.Kill()
 	<-w.done
+}
+
+func killAll(ws []*worker) {
+	for _, w := range ws {
+		w.kill()
+	}
 }
 
 // stop sends SIGTERM, waits for the exit, and returns the exit line and the
@@ -346,6 +472,48 @@ func (w *worker) stop() (workerStats, *syscall.Rusage, error) {
 		return s, nil, errors.New("no resource usage for the worker")
 	}
 	return s, ru, nil
+}
+
+// usage is what a round's workers used from ready to exit, all together.
+type usage struct {
+	cpu, cpuSys  time.Duration // cpuSys < 0: unknown
+	cpuStartup   time.Duration // before ready
+	ctxSwitches  int64         // < 0: unknown
+	mallocs      uint64
+	allocBytes   uint64
+	maxHWMKiB    int64 // VmHWM at exit of the largest worker
+	logProblems  int
+	firstProblem []string
+}
+
+// stopAll stops every worker (all of them, whatever fails) and adds up
+// their usage.
+func stopAll(ws []*worker) (usage, error) {
+	var u usage
+	var errs []error
+	for _, w := range ws {
+		stats, ru, err := w.stop()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+		u.cpuStartup += time.Duration(w.readyStats.CPUNanos)
+		u.cpu += cpu - time.Duration(w.readyStats.CPUNanos)
+		if w.readyStats.CtxSwitches > 0 && u.cpuSys >= 0 { // a --baseline build may not report them; any worker has switched by ready
+			u.cpuSys += time.Duration(syscall.TimevalToNsec(ru.Stime) - w.readyStats.SysNanos)
+			u.ctxSwitches += ru.Nvcsw + ru.Nivcsw - w.readyStats.CtxSwitches
+		} else {
+			u.cpuSys, u.ctxSwitches = -1, -1
+		}
+		u.mallocs += stats.Mallocs - w.readyStats.Mallocs
+		u.allocBytes += stats.AllocBytes - w.readyStats.AllocBytes
+		u.maxHWMKiB = max(u.maxHWMKiB, stats.HWMKiB)
+		n, first := logProblems(w.logPath)
+		u.logProblems += n
+		u.firstProblem = append(u.firstProblem, first...)
+	}
+	return u, errors.Join(errs...)
 }
 
 // procStatus reads VmRSS and VmHWM (KiB) of a running process.
@@ -420,7 +588,6 @@ func (b *bench) startupToReady(ctx context.Context, dataDir string) (time.Durati
 		return 0, err
 	}
 	env := b.bridgeEnv(map[string]string{
-		"BRIDGE_NATS_URL":        "",
 		"BRIDGE_DATA_DIR":        dataDir,
 		"BRIDGE_EMBEDDED_LISTEN": "127.0.0.1:0",
 		"BRIDGE_HTTP_ADDR":       httpAddr,
