@@ -33,6 +33,11 @@ type BreakerSettings struct {
 	ProbeTimeout time.Duration
 }
 
+// probeRecheck is how soon a check held by another replica's probe looks
+// again: the probe answers within its call's latency, and a probe's
+// timeout (a call's timeout and more) is far longer than that.
+const probeRecheck = time.Second
+
 // allows reports whether a call may go now; when it may not, wait says for
 // how long. A breaker whose open period ended allows one probe: the caller
 // must claim it (claimProbe) before calling.
@@ -42,6 +47,9 @@ func (b breaker) allows(now time.Time) (ok, probe bool, wait time.Duration) {
 	}
 	until := time.Unix(0, b.Until)
 	if now.Before(until) {
+		if b.State == stateProbing {
+			return false, false, min(until.Sub(now), probeRecheck)
+		}
 		return false, false, until.Sub(now)
 	}
 	return true, true, 0

@@ -194,8 +194,13 @@ func (g *Gate) Admit(ctx context.Context) (t Ticket, wait time.Duration, err err
 	return t, 0, nil
 }
 
+// swapTries bounds how often one admission retries a lost swap. Replicas
+// starting together all write at once; a lost swap means another replica
+// booked a slot, so retrying is progress, not a livelock.
+const swapTries = 64
+
 func (g *Gate) admit(ctx context.Context) (Ticket, time.Duration, error) {
-	for range 8 { // a lost swap is retried against the newer state
+	for range swapTries { // a lost swap is retried against the newer state
 		now := g.now()
 		ok, probe, wait := g.brk.allows(now)
 		if !ok {

@@ -191,8 +191,11 @@ func TestBreakerOpensProbesAndBacksOff(t *testing.T) {
 		t.Fatalf("after the cooldown one probe should be allowed: ok %v probe %v", ok, probe)
 	}
 	b = b.claimProbe(s, t0.Add(2*time.Second))
-	if ok, _, wait := b.allows(t0.Add(3 * time.Second)); ok || wait != 9*time.Second {
-		t.Errorf("while probing: ok %v wait %v, want parked until the probe's timeout", ok, wait)
+	if ok, _, wait := b.allows(t0.Add(3 * time.Second)); ok || wait != probeRecheck {
+		t.Errorf("while probing: ok %v wait %v, want parked for %v, to look again once the probe answered", ok, wait, probeRecheck)
+	}
+	if ok, probe, _ := b.allows(t0.Add(12 * time.Second)); !ok || !probe {
+		t.Error("a probe that never answered (its replica died) must not hold the breaker past its timeout")
 	}
 	for i, want := range []time.Duration{4 * time.Second, 5 * time.Second, 5 * time.Second} {
 		b = b.opened(s, t0)
