@@ -173,6 +173,18 @@ func TestBenchParked(t *testing.T) {
 	match(t, out, `parked requests \(script "pending"\)\s+300, all checked once \(300 simulator calls\), 300 unacknowledged`)
 	match(t, out, `fresh success requests\s+5, one every 10ms: p50 [0-9.]+m?s`)
 	match(t, out, `bridge RSS after the fresh ones\s+[0-9.]+ MiB now`)
+	// The run keeps the daemon's default cap (fewer parked than it), and the
+	// report quotes it and the consumer's MaxAckPending it leads to.
+	def := config.Default()
+	match(t, out, regexp.QuoteMeta(fmt.Sprintf("BRIDGE_MAX_PENDING=%d, consumer MaxAckPending %d,", def.MaxPending, def.Topology().MaxAckPending)))
+}
+
+// TestParkedDefaultIsTheDaemons: parked mode sizes the consumer as the
+// daemon does by default unless more requests are parked than it plans for.
+func TestParkedDefaultIsTheDaemons(t *testing.T) {
+	if d := config.Default().MaxPending; defaultMaxPending != d {
+		t.Errorf("defaultMaxPending %d, want BRIDGE_MAX_PENDING's default %d", defaultMaxPending, d)
+	}
 }
 
 // TestCapacityRateLimited runs two replicas with a shared budget under the

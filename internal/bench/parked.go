@@ -9,7 +9,7 @@ import (
 )
 
 // defaultMaxPending is BRIDGE_MAX_PENDING's default.
-const defaultMaxPending = 100000
+const defaultMaxPending = 1000000
 
 // parkWindow is how many parked-mode requests may be published and not yet
 // checked.

@@ -62,7 +62,7 @@ type Config struct {
 	MaxWait         time.Duration `split_words:"true" default:"24h" desc:"deadline of a request that sets none, after its publish"`
 	MaxDeadline     time.Duration `split_words:"true" default:"720h" desc:"furthest deadline a request may set, after its publish; later ones are rejected"`
 	NotFoundGrace   time.Duration `split_words:"true" default:"5m" desc:"how long a reference the provider does not know is checked again before it is failed with reason not_found"`
-	MaxPending      int           `split_words:"true" default:"100000" desc:"requests that may be parked between checks at once, consumer-wide; the consumer's MaxAckPending is this plus room for in-flight work"`
+	MaxPending      int           `split_words:"true" default:"1000000" desc:"requests that may be parked between checks at once, consumer-wide; the consumer's MaxAckPending is this plus room for in-flight work"`
 	AckWait         time.Duration `split_words:"true" desc:"consumer ack wait, the crash-detection window (default: 2 x BRIDGE_REQUEST_TIMEOUT + BRIDGE_PUBLISH_TIMEOUT + 10s)"`
 
 	Provision        bool          `default:"true" desc:"create or update the streams and the consumer at start; false binds to an operator's definitions (deploy/nats) and fails if they are missing or unsafe"`
