@@ -91,7 +91,7 @@ type Config struct {
 type Breaker struct {
 	Failures    int           `default:"5" desc:"consecutive failed calls (5xx, timeouts, connection errors) one replica sees before it opens a provider's breaker"`
 	Cooldown    time.Duration `default:"2s" desc:"how long an opened breaker parks the provider's checks before one probe"`
-	MaxCooldown time.Duration `split_words:"true" default:"10s" desc:"longest open period: each failed probe doubles the last, up to this"`
+	MaxCooldown time.Duration `split_words:"true" default:"5s" desc:"longest open period: each failed probe doubles the last, up to this"`
 }
 
 // Backoff is the re-check schedule of every provider (BRIDGE_BACKOFF_*).
