@@ -270,74 +270,77 @@ func (g *Gate) Done(ctx context.Context, t Ticket, o Outcome) {
 
 // cut lowers the shared rate after a refusal of a call made at callAt.
 func (g *Gate) cut(ctx context.Context, callAt time.Time) {
-	for range 8 {
-		now := g.now()
+	next, changed, err := g.changeRate(ctx, func(now time.Time) (bucket, bool) {
 		answered, refused := g.answered.perSecond(now), g.refused.perSecond(now)
-		next, changed := g.rate.refused(g.lim, now, callAt, answered, refused/max(answered+refused, 1))
-		if !changed {
-			return
-		}
-		rev, err := g.swap(ctx, g.rateKey, next, g.rateRev)
-		if errors.Is(err, errConflict) {
-			g.refresh(ctx, g.rateKey)
-			continue
-		}
-		if err != nil {
-			g.log.Warn("could not lower the shared rate", "err", err)
-			return
-		}
-		g.rate, g.rateRev = next, rev
+		return g.rate.refused(g.lim, now, callAt, answered, refused/max(answered+refused, 1))
+	})
+	switch {
+	case err != nil:
+		g.log.Warn("could not lower the shared rate", "err", err)
+	case changed:
 		g.log.Info("provider refused calls for their rate; lowering the rate", "rate", round(next.Rate0))
-		return
 	}
 }
 
 func (g *Gate) open(ctx context.Context) {
-	for range 8 {
-		now := g.now()
+	next, changed, err := g.changeBreaker(ctx, func(now time.Time) (breaker, bool) {
 		if g.brk.State == stateOpen && now.Before(time.Unix(0, g.brk.Until)) {
-			return // another replica opened it meanwhile
+			return g.brk, false // another replica opened it meanwhile
 		}
-		next := g.brk.opened(g.set.Breaker, now)
-		rev, err := g.swap(ctx, g.brkKey, next, g.brkRev)
-		if errors.Is(err, errConflict) {
-			g.refresh(ctx, g.brkKey)
-			continue
-		}
-		if err != nil {
-			g.log.Warn("could not open the circuit breaker", "err", err)
-			return
-		}
-		g.setBreaker(next, rev)
+		return g.brk.opened(g.set.Breaker, now), true
+	})
+	switch {
+	case err != nil:
+		g.log.Warn("could not open the circuit breaker", "err", err)
+	case changed:
 		g.m.breakerOpened.WithLabelValues(g.name).Inc()
 		g.log.Warn("circuit breaker opened: the provider keeps failing; its checks are parked without calls",
 			"consecutive_failures", g.failures, "cooldown", time.Duration(next.Cooldown))
-		return
 	}
 }
 
 // close closes the breaker after a probe answered, and starts the rate's
 // slow start from a tenth of the limit.
 func (g *Gate) close(ctx context.Context) {
-	if rev, err := g.swap(ctx, g.brkKey, breaker{}, g.brkRev); err == nil {
-		g.setBreaker(breaker{}, rev)
-	} else if !errors.Is(err, errConflict) {
+	if _, _, err := g.changeBreaker(ctx, func(time.Time) (breaker, bool) { return breaker{}, g.brk.State != stateClosed }); err != nil {
 		g.log.Warn("could not close the circuit breaker", "err", err)
 		return
 	}
 	g.log.Info("circuit breaker closed: the provider answers again; ramping up")
-	for range 8 {
-		next := g.rate.recovered(g.lim, g.now())
-		rev, err := g.swap(ctx, g.rateKey, next, g.rateRev)
+	if _, _, err := g.changeRate(ctx, func(now time.Time) (bucket, bool) { return g.rate.recovered(g.lim, now), true }); err != nil {
+		g.log.Warn("could not start the rate's slow start", "err", err)
+	}
+}
+
+// changeRate writes next's bucket until a swap succeeds against the latest
+// shared value; next says false when that value needs no change.
+func (g *Gate) changeRate(ctx context.Context, next func(now time.Time) (bucket, bool)) (bucket, bool, error) {
+	return change(ctx, g, g.rateKey, &g.rate, &g.rateRev, next, func(b bucket, rev uint64) { g.rate, g.rateRev = b, rev })
+}
+
+// changeBreaker is changeRate for the breaker.
+func (g *Gate) changeBreaker(ctx context.Context, next func(now time.Time) (breaker, bool)) (breaker, bool, error) {
+	return change(ctx, g, g.brkKey, &g.brk, &g.brkRev, next, g.setBreaker)
+}
+
+func change[T any](ctx context.Context, g *Gate, key string, cur *T, rev *uint64, next func(now time.Time) (T, bool), set func(T, uint64)) (T, bool, error) {
+	for range swapTries {
+		v, changed := next(g.now())
+		if !changed {
+			return *cur, false, nil
+		}
+		r, err := g.swap(ctx, key, v, *rev)
 		if errors.Is(err, errConflict) {
-			g.refresh(ctx, g.rateKey)
+			g.refresh(ctx, key)
 			continue
 		}
-		if err == nil {
-			g.rate, g.rateRev = next, rev
+		if err != nil {
+			return *cur, false, err
 		}
-		return
+		set(v, r)
+		return v, true, nil
 	}
+	return *cur, false, fmt.Errorf("capacity of %s: the shared state kept changing under this replica", g.name)
 }
 
 func (g *Gate) setBreaker(b breaker, rev uint64) {
