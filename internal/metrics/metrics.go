@@ -136,7 +136,7 @@ func New(version string) *Metrics {
 		}, []string{"provider", "status"}),
 		Attempts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "statusbridge_attempts",
-			Help:    "Provider checks made for a request by the time its event was published.",
+			Help:    "Answered provider checks that served a request (shared ones included) by the time its event was published.",
 			Buckets: []float64{0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89},
 		}, []string{"provider", "status"}),
 		Parked: prometheus.NewGauge(prometheus.GaugeOpts{
