@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -163,10 +164,7 @@ func (g *Gate) apply(e jetstream.KeyValueEntry) {
 			g.log.Error("unreadable shared breaker state; treating it as closed", "key", e.Key())
 			b = breaker{}
 		}
-		if b.State != g.brk.State {
-			g.m.breakerState.WithLabelValues(g.name).Set(b.stateValue())
-		}
-		g.brk, g.brkRev = b, e.Revision()
+		g.setBreaker(b, e.Revision())
 	}
 }
 
@@ -278,7 +276,7 @@ func (g *Gate) cut(ctx context.Context, callAt time.Time) {
 	case err != nil:
 		g.log.Warn("could not lower the shared rate", "err", err)
 	case changed:
-		g.log.Info("provider refused calls for their rate; lowering the rate", "rate", round(next.Rate0))
+		g.log.Info("provider refused calls for their rate; lowering the rate", "rate", math.Round(next.Rate0*10)/10)
 	}
 }
 
@@ -429,5 +427,3 @@ func (c *recentCalls) perSecond(now time.Time) float64 {
 	// worth of answers.
 	return float64(n)
 }
-
-func round(v float64) float64 { return float64(int(v*10+0.5)) / 10 }

@@ -148,9 +148,3 @@ func (b bucket) recovered(l limits, now time.Time) bucket {
 	}
 	return bucket{TAT: now.UnixNano(), Mode: modeSlowStart, Rate0: start, T0: now.UnixNano()}
 }
-
-// settled reports whether b has nothing left to say: a limit-free
-// provider with no adaptation in force needs no shared state at all.
-func (b bucket) settled(l limits, now time.Time) bool {
-	return l.Limit == 0 && b.rate(l, now) == 0
-}

@@ -148,8 +148,8 @@ func TestWithNoFixedLimitARefusalSetsARateFromWhatWasAnswered(t *testing.T) {
 	if got := c.rate(l, t0.Add(2*time.Second)); math.Abs(got-194.4) > 1e-9 || c.Mode != modeBackoff {
 		t.Errorf("a second refusal: rate %v mode %q, want 194.4 (288 × 0.75 × 0.9) climbing additively", got, c.Mode)
 	}
-	if c.settled(l, t0.Add(3*time.Second)) || !c.settled(l, t0.Add(time.Hour)) {
-		t.Error("settled should be false while a refusal caps the rate and true once it is forgotten")
+	if c.rate(l, t0.Add(3*time.Second)) == 0 || c.rate(l, t0.Add(time.Hour)) != 0 {
+		t.Error("a refusal should cap the rate while it is recent and be forgotten after the adaptation's lifetime")
 	}
 }
 

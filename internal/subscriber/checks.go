@@ -24,7 +24,6 @@ type checkState struct {
 	Attempts    int    `json:"attempts"`              // answered checks that served the request
 	LastCheck   int64  `json:"last_check,omitzero"`   // unix ns of the last answered check
 	LastOutcome string `json:"last_outcome,omitzero"` // as the checks metric names it
-	NextCheck   int64  `json:"next_check,omitzero"`   // unix ns the request is parked until
 }
 
 // checkKey is the request's key in the checks bucket. Request ids may hold
@@ -89,10 +88,9 @@ type checkOutcome struct {
 	res providers.Result
 	err error
 	// answered: the provider answered, for this request or another with the
-	// same reference (shared), so the check counts as one of its attempts.
-	// A refusal (429, 5xx, timeout, connection error) is not an answer.
+	// same reference, so the check counts as one of its attempts. A refusal
+	// (429, 5xx, timeout, connection error) is not an answer.
 	answered bool
-	shared   bool
 	// hold, when positive, says no check was made: the request waits that
 	// long (the rate limit, an open breaker, or another replica's check of
 	// the same reference).
@@ -211,12 +209,10 @@ func (s *Subscriber) check(ctx context.Context, d *delivery, req Request, client
 		case <-wctx.Done():
 			return checkOutcome{hold: time.Second}
 		}
-		o := f.out
-		o.shared = o.answered
-		if o.shared {
+		if f.out.answered {
 			s.capm.Coalesced.WithLabelValues(d.provider).Inc()
 		}
-		return o
+		return f.out
 	}
 	o := s.checkShared(ctx, d, req, client, st, key, f)
 	s.flights.finish(key, f, o)
@@ -244,7 +240,7 @@ func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, 
 		if r := shared.Result; r != nil && shared.AnsweredAt > after {
 			if res, ok := r.result(); ok && (res.State.Final() || now.Sub(time.Unix(0, shared.AnsweredAt)) < fresh) {
 				s.capm.Coalesced.WithLabelValues(d.provider).Inc()
-				return checkOutcome{res: res, answered: true, shared: true, at: time.Unix(0, shared.AnsweredAt)}
+				return checkOutcome{res: res, answered: true, at: time.Unix(0, shared.AnsweredAt)}
 			}
 		}
 		if until := time.Unix(0, shared.CheckingUntil); until.After(now) {

@@ -122,7 +122,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	})
 	if dec.Action == actRetry {
 		if o.answered {
-			st = checkState{Attempts: attempts, LastCheck: o.at.UnixNano(), LastOutcome: outcomeLabel(res, err), NextCheck: now.Add(dec.Delay).UnixNano()}
+			st = checkState{Attempts: attempts, LastCheck: o.at.UnixNano(), LastOutcome: outcomeLabel(res, err)}
 			s.saveState(ctx, &d, st)
 		}
 		s.park(ctx, &d, dec.Delay)
