@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
@@ -48,7 +49,7 @@ func (m metadataFlag) Set(v string) error {
 func runRequest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("request", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	provider := fs.String("provider", "", "provider: iak, ayopop or appotapay (required)")
+	provider := fs.String("provider", "", "provider: "+strings.Join(config.ProviderNames(), ", ")+" (required)")
 	reference := fs.String("reference", "", "the partner reference the payment was made with (required)")
 	requestID := fs.String("request-id", "", "idempotency key (default: a random one)")
 	deadline := fs.String("deadline", "", "RFC 3339 time or a duration from now (e.g. 10m); default: the bridge's BRIDGE_MAX_WAIT")

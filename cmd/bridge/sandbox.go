@@ -18,7 +18,6 @@ import (
 
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon"
-	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/providers/sim"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
@@ -163,7 +162,6 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // sandboxConfig points the daemon at the simulators with their
 // credentials and a fast schedule, so the demo ends within seconds.
 func sandboxConfig(c *config.Config, dataDir, listen, httpAddr, simURL string) {
-	creds := sim.SandboxCredentials()
 	c.NatsURL = ""
 	// The embedded server asks for no credentials and speaks no TLS.
 	c.NatsCreds, c.NatsNkeySeed, c.NatsUser, c.NatsPassword, c.NatsToken = "", "", "", "", ""
@@ -172,10 +170,9 @@ func sandboxConfig(c *config.Config, dataDir, listen, httpAddr, simURL string) {
 	c.EmbeddedListen = listen
 	c.EmbeddedSyncAlways = false // a throwaway store
 	c.HttpAddr = httpAddr
-	c.IAK.URL, c.IAK.Username, c.IAK.APIKey = simURL+"/iak", creds.IAKUsername, providers.Secret(creds.IAKAPIKey)
-	c.Ayopop.URL, c.Ayopop.APIKey, c.Ayopop.APISecret = simURL+"/ayopop", providers.Secret(creds.AyopopKey), providers.Secret(creds.AyopopSecret)
-	c.AppotaPay.URL, c.AppotaPay.PartnerCode = simURL+"/appotapay", creds.AppotaPayPartnerCode
-	c.AppotaPay.APIKey, c.AppotaPay.SecretKey = providers.Secret(creds.AppotaPayAPIKey), providers.Secret(creds.AppotaPaySecretKey)
+	if err := c.Set(sim.Environ(sim.Variables(simURL, sim.SandboxCredentials()))...); err != nil {
+		panic(err) // the simulators name only variables the bridge has
+	}
 	c.Backoff.Initial, c.Backoff.Max = time.Second, 4*time.Second
 	c.NotFoundGrace = 8 * time.Second
 	c.RequestTimeout = 5 * time.Second

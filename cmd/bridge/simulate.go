@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -60,21 +61,23 @@ GET /_sim/stats/{provider} counts calls, refusals and the busiest second.
 	srv := &http.Server{Handler: sim.New(creds, sim.WithProfiles(profiles)), ReadHeaderTimeout: 5 * time.Second}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "simulators listening on %s\n", base)
-	sandbox := sim.SandboxCredentials()
 	// Print a credential only when it is the well-known sandbox value: one
 	// taken from the environment may be real.
-	show := func(v, sandboxValue string) string {
-		if v == sandboxValue {
-			return v
+	sandbox := sim.Variables(base, sim.SandboxCredentials())
+	for i, v := range sim.Variables(base, creds) {
+		if v.Secret && v.Value != sandbox[i].Value {
+			v.Value = "(from the environment)"
 		}
-		return "(from the environment)"
+		sep := " "
+		if strings.HasSuffix(v.Name, "_URL") { // a provider per line
+			sep = "\n  "
+			if i == 0 {
+				sep = "  "
+			}
+		}
+		fmt.Fprintf(stdout, "%s%s=%s", sep, v.Name, v.Value)
 	}
-	fmt.Fprintf(stdout, "  BRIDGE_IAK_URL=%s/iak BRIDGE_IAK_USERNAME=%s BRIDGE_IAK_API_KEY=%s\n",
-		base, creds.IAKUsername, show(creds.IAKAPIKey, sandbox.IAKAPIKey))
-	fmt.Fprintf(stdout, "  BRIDGE_AYOPOP_URL=%s/ayopop BRIDGE_AYOPOP_API_KEY=%s BRIDGE_AYOPOP_API_SECRET=%s\n",
-		base, show(creds.AyopopKey, sandbox.AyopopKey), show(creds.AyopopSecret, sandbox.AyopopSecret))
-	fmt.Fprintf(stdout, "  BRIDGE_APPOTAPAY_URL=%s/appotapay BRIDGE_APPOTAPAY_PARTNER_CODE=%s BRIDGE_APPOTAPAY_API_KEY=%s BRIDGE_APPOTAPAY_SECRET_KEY=%s\n",
-		base, creds.AppotaPayPartnerCode, show(creds.AppotaPayAPIKey, sandbox.AppotaPayAPIKey), show(creds.AppotaPaySecretKey, sandbox.AppotaPaySecretKey))
+	fmt.Fprintln(stdout)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -98,19 +101,13 @@ func simCredentials() (sim.Credentials, error) {
 	if err := c.ReadSecretFiles(); err != nil {
 		return sim.Credentials{}, err
 	}
-	creds := sim.SandboxCredentials()
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
+	env := map[string]string{}
+	for _, kv := range c.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
-	set(&creds.IAKUsername, c.IAK.Username)
-	set(&creds.IAKAPIKey, c.IAK.APIKey.Reveal())
-	set(&creds.AyopopKey, c.Ayopop.APIKey.Reveal())
-	set(&creds.AyopopSecret, c.Ayopop.APISecret.Reveal())
-	set(&creds.AppotaPayPartnerCode, c.AppotaPay.PartnerCode)
-	set(&creds.AppotaPayAPIKey, c.AppotaPay.APIKey.Reveal())
-	set(&creds.AppotaPaySecretKey, c.AppotaPay.SecretKey.Reveal())
+	creds := sim.SandboxCredentials()
+	creds.Override(func(name string) string { return env[name] })
 	return creds, nil
 }
 

@@ -234,7 +234,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 // providerNames are the providers the bench can load, in report order.
-var providerNames = []string{sim.IAK, sim.Ayopop, sim.AppotaPay}
+var providerNames = sim.Names()
 
 // parseMix reads "iak,ayopop" or "iak=2,ayopop=1" into a repeating pattern.
 func parseMix(s string) ([]string, error) {

@@ -267,27 +267,15 @@ func (b *bench) bridgeEnv(extra map[string]string) map[string]string {
 	if b.o.realAPIs {
 		for _, kv := range os.Environ() {
 			k, v, _ := strings.Cut(kv, "=")
-			for _, p := range []string{"BRIDGE_IAK_", "BRIDGE_AYOPOP_", "BRIDGE_APPOTAPAY_"} {
-				if strings.HasPrefix(k, p) {
+			for _, p := range providerNames {
+				if strings.HasPrefix(k, "BRIDGE_"+strings.ToUpper(p)+"_") {
 					env[k] = v
 				}
 			}
 		}
 	} else {
-		creds := sim.SandboxCredentials()
-		for k, v := range map[string]string{
-			"BRIDGE_IAK_URL":                b.simURL + "/iak",
-			"BRIDGE_IAK_USERNAME":           creds.IAKUsername,
-			"BRIDGE_IAK_API_KEY":            creds.IAKAPIKey,
-			"BRIDGE_AYOPOP_URL":             b.simURL + "/ayopop",
-			"BRIDGE_AYOPOP_API_KEY":         creds.AyopopKey,
-			"BRIDGE_AYOPOP_API_SECRET":      creds.AyopopSecret,
-			"BRIDGE_APPOTAPAY_URL":          b.simURL + "/appotapay",
-			"BRIDGE_APPOTAPAY_PARTNER_CODE": creds.AppotaPayPartnerCode,
-			"BRIDGE_APPOTAPAY_API_KEY":      creds.AppotaPayAPIKey,
-			"BRIDGE_APPOTAPAY_SECRET_KEY":   creds.AppotaPaySecretKey,
-		} {
-			env[k] = v
+		for _, v := range sim.Variables(b.simURL, sim.SandboxCredentials()) {
+			env[v.Name] = v.Value
 		}
 	}
 	for k, v := range extra {

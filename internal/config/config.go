@@ -10,17 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/providers"
-	"github.com/statusbridge/statusbridge/internal/providers/appotapay"
-	"github.com/statusbridge/statusbridge/internal/providers/ayopop"
-	"github.com/statusbridge/statusbridge/internal/providers/iak"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
@@ -117,40 +112,6 @@ type BackoffOverride struct {
 	Jitter     *float64       `desc:"overrides BRIDGE_BACKOFF_JITTER"`
 }
 
-// IAK configures IAK postpaid (BRIDGE_IAK_*).
-type IAK struct {
-	URL        string           `default:"https://testpostpaid.mobilepulsa.net" desc:"IAK postpaid base URL (production: https://mobilepulsa.net)"`
-	Username   string           `desc:"IAK username (the registered phone number)"`
-	APIKey     providers.Secret `split_words:"true" desc:"IAK API key"`
-	APIKeyFile string           `split_words:"true" desc:"file holding the IAK API key"`
-	Backoff    BackoffOverride
-	Rate       Rate
-}
-
-// Ayopop configures Ayopop (BRIDGE_AYOPOP_*).
-type Ayopop struct {
-	URL           string           `default:"https://dev.openapi.ayopop.id" desc:"Ayopop base URL"`
-	APIKey        providers.Secret `split_words:"true" desc:"Ayopop API key (KEY header and partnerId)"`
-	APIKeyFile    string           `split_words:"true" desc:"file holding the Ayopop API key"`
-	APISecret     providers.Secret `split_words:"true" desc:"Ayopop API secret (signs the TOKEN JWT)"`
-	APISecretFile string           `split_words:"true" desc:"file holding the Ayopop API secret"`
-	Version       string           `default:"2.0" desc:"Ayopop API version: 2.0 (/api/v2) or 1.0 (/api/v1)"`
-	Backoff       BackoffOverride
-	Rate          Rate
-}
-
-// AppotaPay configures AppotaPay (BRIDGE_APPOTAPAY_*).
-type AppotaPay struct {
-	URL           string           `default:"https://gateway.dev.appotapay.com" desc:"AppotaPay base URL (production: https://gateway.appotapay.com)"`
-	PartnerCode   string           `split_words:"true" desc:"AppotaPay partner code"`
-	APIKey        providers.Secret `split_words:"true" desc:"AppotaPay API key"`
-	APIKeyFile    string           `split_words:"true" desc:"file holding the AppotaPay API key"`
-	SecretKey     providers.Secret `split_words:"true" desc:"AppotaPay secret key (signs the JWT, verifies response signatures)"`
-	SecretKeyFile string           `split_words:"true" desc:"file holding the AppotaPay secret key"`
-	Backoff       BackoffOverride
-	Rate          Rate
-}
-
 // Default is the configuration of an environment that sets no variable:
 // every field at the default its tag names. Tests start from it.
 func Default() Config {
@@ -199,9 +160,9 @@ func (c Config) Validate() error {
 		add("BRIDGE_ACK_WAIT %v must exceed BRIDGE_REQUEST_TIMEOUT + BRIDGE_PUBLISH_TIMEOUT", c.AckWait)
 	}
 	errs = append(errs, c.scheduleProblems()...)
-	for name, r := range map[string]Rate{"IAK": c.IAK.Rate, "AYOPOP": c.Ayopop.Rate, "APPOTAPAY": c.AppotaPay.Rate} {
-		if r.Limit < 0 || r.Burst < 0 {
-			add("BRIDGE_%s_RATE_LIMIT and BRIDGE_%s_RATE_BURST must not be negative", name, name)
+	for _, p := range c.registered() {
+		if p.rate.Limit < 0 || p.rate.Burst < 0 {
+			add("%sRATE_LIMIT and %sRATE_BURST must not be negative", p.prefix(), p.prefix())
 		}
 	}
 	if c.Breaker.Failures < 1 {
@@ -272,18 +233,20 @@ type credential struct{ name, value string }
 // credentials are the values that identify the bridge to NATS and the
 // providers.
 func (c Config) credentials() []credential {
-	return []credential{
+	creds := []credential{
 		{"BRIDGE_NATS_USER", c.NatsUser},
 		{"BRIDGE_NATS_PASSWORD", c.NatsPassword.Reveal()},
 		{"BRIDGE_NATS_TOKEN", c.NatsToken.Reveal()},
-		{"BRIDGE_IAK_USERNAME", c.IAK.Username},
-		{"BRIDGE_IAK_API_KEY", c.IAK.APIKey.Reveal()},
-		{"BRIDGE_AYOPOP_API_KEY", c.Ayopop.APIKey.Reveal()},
-		{"BRIDGE_AYOPOP_API_SECRET", c.Ayopop.APISecret.Reveal()},
-		{"BRIDGE_APPOTAPAY_PARTNER_CODE", c.AppotaPay.PartnerCode},
-		{"BRIDGE_APPOTAPAY_API_KEY", c.AppotaPay.APIKey.Reveal()},
-		{"BRIDGE_APPOTAPAY_SECRET_KEY", c.AppotaPay.SecretKey.Reveal()},
 	}
+	for _, p := range c.registered() {
+		for _, name := range p.identities {
+			creds = append(creds, credential{p.prefix() + name.suffix, *name.value})
+		}
+		for _, s := range p.secrets {
+			creds = append(creds, credential{p.prefix() + s.suffix, s.value.Reveal()})
+		}
+	}
+	return creds
 }
 
 // isPlaceholder reports whether v is a stand-in rather than a credential:
@@ -307,20 +270,22 @@ func isPlaceholder(v string) bool {
 // its trailing line break. A secret set both ways is an error. Load calls
 // it; call it once.
 func (c *Config) ReadSecretFiles() error {
-	var errs []error
-	for _, s := range []struct {
+	type secretFile struct {
 		name  string
 		value *providers.Secret
 		path  string
-	}{
+	}
+	files := []secretFile{
 		{"BRIDGE_NATS_PASSWORD", &c.NatsPassword, c.NatsPasswordFile},
 		{"BRIDGE_NATS_TOKEN", &c.NatsToken, c.NatsTokenFile},
-		{"BRIDGE_IAK_API_KEY", &c.IAK.APIKey, c.IAK.APIKeyFile},
-		{"BRIDGE_AYOPOP_API_KEY", &c.Ayopop.APIKey, c.Ayopop.APIKeyFile},
-		{"BRIDGE_AYOPOP_API_SECRET", &c.Ayopop.APISecret, c.Ayopop.APISecretFile},
-		{"BRIDGE_APPOTAPAY_API_KEY", &c.AppotaPay.APIKey, c.AppotaPay.APIKeyFile},
-		{"BRIDGE_APPOTAPAY_SECRET_KEY", &c.AppotaPay.SecretKey, c.AppotaPay.SecretKeyFile},
-	} {
+	}
+	for _, p := range c.registered() {
+		for _, s := range p.secrets {
+			files = append(files, secretFile{p.prefix() + s.suffix, s.value, *s.file})
+		}
+	}
+	var errs []error
+	for _, s := range files {
 		if s.path == "" {
 			continue
 		}
@@ -360,16 +325,6 @@ func (c Config) schedule(o BackoffOverride) subscriber.Schedule {
 	return s
 }
 
-// Schedules returns each provider's schedule: the global one with the
-// provider's overrides applied.
-func (c Config) Schedules() map[string]subscriber.Schedule {
-	return map[string]subscriber.Schedule{
-		iak.Name:       c.schedule(c.IAK.Backoff),
-		ayopop.Name:    c.schedule(c.Ayopop.Backoff),
-		appotapay.Name: c.schedule(c.AppotaPay.Backoff),
-	}
-}
-
 // Topology returns the streams and the consumer the bridge provisions or
 // binds to. The consumer's MaxAckPending reaches beyond BRIDGE_MAX_PENDING
 // so that fresh requests are still delivered while the parked ones fill
@@ -395,59 +350,4 @@ func (c Config) Topology() topology.Config {
 		// A parked request's checks must outlive its furthest deadline.
 		ChecksMaxAge: c.MaxDeadline + 24*time.Hour,
 	}
-}
-
-// Capacity returns each provider's capacity settings.
-func (c Config) Capacity() map[string]capacity.Settings {
-	out := map[string]capacity.Settings{}
-	for name, r := range map[string]Rate{iak.Name: c.IAK.Rate, ayopop.Name: c.Ayopop.Rate, appotapay.Name: c.AppotaPay.Rate} {
-		burst := r.Burst
-		if burst == 0 {
-			burst = capacity.DefaultBurst(r.Limit)
-		}
-		out[name] = capacity.Settings{
-			Limit: r.Limit, Burst: burst,
-			// A check waits in-process for a slot at most a quarter of
-			// the time JetStream gives it before redelivering.
-			MaxWait: min(2*time.Second, c.Topology().AckWait/4),
-			Breaker: capacity.BreakerSettings{
-				Failures: c.Breaker.Failures, Cooldown: c.Breaker.Cooldown, MaxCooldown: c.Breaker.MaxCooldown,
-				ProbeTimeout: c.RequestTimeout + 5*time.Second,
-			},
-		}
-	}
-	return out
-}
-
-// Providers builds a client for every provider with credentials and maps
-// the others to nil (disabled: their requests are rejected with
-// provider_not_configured). A nil hc only validates.
-func (c Config) Providers(hc *http.Client) (map[string]providers.Provider, error) {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	out := map[string]providers.Provider{}
-	var errs []error
-	add := func(name, vars string, configured bool, build func() (providers.Provider, error)) {
-		out[name] = nil
-		if !configured {
-			return
-		}
-		p, err := build()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", vars, err))
-			return
-		}
-		out[name] = p
-	}
-	add(iak.Name, "BRIDGE_IAK_*", c.IAK.Username != "" || c.IAK.APIKey.IsSet(), func() (providers.Provider, error) {
-		return iak.New(iak.Config{BaseURL: c.IAK.URL, Username: c.IAK.Username, APIKey: c.IAK.APIKey}, hc)
-	})
-	add(ayopop.Name, "BRIDGE_AYOPOP_*", c.Ayopop.APIKey.IsSet() || c.Ayopop.APISecret.IsSet(), func() (providers.Provider, error) {
-		return ayopop.New(ayopop.Config{BaseURL: c.Ayopop.URL, APIKey: c.Ayopop.APIKey, APISecret: c.Ayopop.APISecret, Version: c.Ayopop.Version}, hc)
-	})
-	add(appotapay.Name, "BRIDGE_APPOTAPAY_*", c.AppotaPay.PartnerCode != "" || c.AppotaPay.APIKey.IsSet() || c.AppotaPay.SecretKey.IsSet(), func() (providers.Provider, error) {
-		return appotapay.New(appotapay.Config{BaseURL: c.AppotaPay.URL, PartnerCode: c.AppotaPay.PartnerCode, APIKey: c.AppotaPay.APIKey, SecretKey: c.AppotaPay.SecretKey}, hc)
-	})
-	return out, errors.Join(errs...)
 }

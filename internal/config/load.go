@@ -208,3 +208,23 @@ func PrintVariables(w io.Writer) error {
 	}
 	return tw.Flush()
 }
+
+// Set assigns BRIDGE_* variables given as NAME=VALUE to c, as Load would
+// read them from the environment, for configurations built in code (the
+// sandbox, the tests). A name Load does not know is an error.
+func (c *Config) Set(env ...string) error {
+	vars := variables(c)
+	var errs []error
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(vars, func(v variable) bool { return v.key == name })
+		if i < 0 {
+			errs = append(errs, fmt.Errorf("unknown variable %s", name))
+			continue
+		}
+		if err := set(vars[i].field, value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: not a valid %s", name, baseType(vars[i].field.Type())))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -130,8 +130,12 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 	slices.Sort(enabled)
 	if len(enabled) == 0 {
+		var vars []string
+		for _, name := range config.ProviderNames() {
+			vars = append(vars, "BRIDGE_"+strings.ToUpper(name)+"_*")
+		}
 		log.Warn("no provider is configured: every request will be rejected with provider_not_configured; " +
-			"set BRIDGE_IAK_*, BRIDGE_AYOPOP_* or BRIDGE_APPOTAPAY_* (see bridge config), or try bridge sandbox")
+			"set " + strings.Join(vars, ", ") + " (see bridge config), or try bridge sandbox")
 	}
 	buckets, gates, capm, err := openCapacity(ctx, js, cfg, clients, m, log)
 	if err != nil {

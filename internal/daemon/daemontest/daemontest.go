@@ -28,7 +28,6 @@ import (
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/natsserver"
-	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/providers/providertest"
 	"github.com/statusbridge/statusbridge/internal/providers/sim"
 	"github.com/statusbridge/statusbridge/internal/publisher"
@@ -99,10 +98,9 @@ func NewWorld(t testing.TB, configure ...func(*config.Config)) *World {
 	c.ShutdownTimeout = 5 * time.Second
 	c.Backoff.Initial, c.Backoff.Max, c.Backoff.Jitter = 50*time.Millisecond, 200*time.Millisecond, 0
 	c.NotFoundGrace = 400 * time.Millisecond
-	c.IAK.URL, c.IAK.Username, c.IAK.APIKey = srv.URL+"/iak", w.Creds.IAKUsername, providers.Secret(w.Creds.IAKAPIKey)
-	c.Ayopop.URL, c.Ayopop.APIKey, c.Ayopop.APISecret = srv.URL+"/ayopop", providers.Secret(w.Creds.AyopopKey), providers.Secret(w.Creds.AyopopSecret)
-	c.AppotaPay.URL, c.AppotaPay.PartnerCode = srv.URL+"/appotapay", w.Creds.AppotaPayPartnerCode
-	c.AppotaPay.APIKey, c.AppotaPay.SecretKey = providers.Secret(w.Creds.AppotaPayAPIKey), providers.Secret(w.Creds.AppotaPaySecretKey)
+	if err := c.Set(sim.Environ(sim.Variables(srv.URL, w.Creds))...); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range configure {
 		f(&c)
 	}

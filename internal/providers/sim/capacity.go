@@ -13,9 +13,6 @@ import (
 	"time"
 )
 
-// providerNames are the providers that have a capacity profile.
-var providerNames = []string{IAK, Ayopop, AppotaPay}
-
 // Profile is the capacity of one provider's simulator, what real
 // aggregators show: slow answers, a rate limit, outages. The zero Profile
 // answers at once and never refuses.
@@ -305,7 +302,7 @@ func (j profileJSON) profile(now time.Time) (Profile, error) {
 
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
-	if !slices.Contains(providerNames, provider) {
+	if !slices.Contains(Names(), provider) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown provider " + strconv.Quote(provider)})
 		return
 	}
@@ -332,7 +329,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
-	if !slices.Contains(providerNames, provider) {
+	if !slices.Contains(Names(), provider) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown provider " + strconv.Quote(provider)})
 		return
 	}
@@ -352,7 +349,7 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getProviderStats(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
-	if !slices.Contains(providerNames, provider) {
+	if !slices.Contains(Names(), provider) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown provider " + strconv.Quote(provider)})
 		return
 	}

@@ -30,7 +30,7 @@ func RegisterCapacityFlags(fs *flag.FlagSet) *CapacityFlags {
 	duration("outage-after", "simulators: start of an outage, after the simulators start")
 	duration("outage-for", "simulators: length of an outage, in which every status call gets HTTP 503 (0: none)")
 	duration("outage-retry-after", "simulators: Retry-After of an outage's 503 (0: none)")
-	for _, p := range providerNames {
+	for _, p := range Names() {
 		duration(p+"-latency", "--latency of "+p+" alone")
 		duration(p+"-jitter", "--jitter of "+p+" alone")
 		f.limits[p+"-rate-limit"] = fs.Int(p+"-rate-limit", 0, "--rate-limit of "+p+" alone")
@@ -48,7 +48,7 @@ func (f *CapacityFlags) Profiles(start time.Time) (map[string]Profile, error) {
 	set := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	profiles := map[string]Profile{}
-	for _, provider := range providerNames {
+	for _, provider := range Names() {
 		name := func(knob string) string {
 			if set[provider+"-"+knob] {
 				return provider + "-" + knob

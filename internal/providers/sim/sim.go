@@ -177,18 +177,16 @@ func New(creds Credentials, opts ...Option) *Server {
 		totals:        map[string]int{},
 		capacity:      map[string]*capacity{},
 	}
-	for _, p := range providerNames {
+	for _, p := range Names() {
 		s.capacity[p] = &capacity{profile: Profile{RetryAfter: time.Second}}
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	m := http.NewServeMux()
-	m.HandleFunc("POST /iak/api/v1/bill/check", s.serveIAK)
-	m.HandleFunc("POST /ayopop/api/{version}/bill/status", s.serveAyopop)
-	// A prefix, not a {partnerRefId} wildcard: ServeMux answers 404 for
-	// a segment that is only an escaped slash ("%2F", the reference "/").
-	m.HandleFunc("GET "+appotaPayStatusPath, s.serveAppotaPay)
+	for _, sim := range simulators {
+		sim.route(s, m)
+	}
 	m.HandleFunc("PUT /_sim/scripts/{provider}/{reference}", s.putScript)
 	m.HandleFunc("GET /_sim/calls/{provider}/{reference}", s.getCalls)
 	m.HandleFunc("GET /_sim/stats", s.getStats)
@@ -401,7 +399,10 @@ func (s *Server) getCalls(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	stats := map[string]int{IAK: s.totals[IAK], Ayopop: s.totals[Ayopop], AppotaPay: s.totals[AppotaPay]}
+	stats := map[string]int{}
+	for _, p := range Names() {
+		stats[p] = s.totals[p]
+	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, stats)
 }
