@@ -39,10 +39,11 @@ const tracerName = "github.com/statusbridge/statusbridge/internal/subscriber"
 // zero (the library's parser).
 var traceContext = propagation.TraceContext{}
 
-// Bounds of a request's trace headers. A traceparent the bridge can read
-// has 55 characters; a longer one (a later version's extra fields) is
-// ignored. A tracestate longer than the 512 characters W3C asks every
-// vendor to pass on is dropped, and the traceparent kept.
+// Bounds of a request's trace headers. The bridge reads version 00 only,
+// which has exactly 55 characters; a later version (which W3C lets a
+// parser try, or restart the trace) is ignored. A tracestate longer than
+// the 512 characters W3C asks every vendor to pass on is dropped, and the
+// traceparent kept.
 const (
 	traceparentLen = 55
 	maxTracestate  = 512
@@ -57,6 +58,7 @@ const (
 	attrShared    = attribute.Key("statusbridge.check.shared")
 	attrSharedBy  = attribute.Key("statusbridge.check.shared_by")
 	attrAttempt   = attribute.Key("statusbridge.attempt")
+	attrWaiters   = attribute.Key("statusbridge.check.waiters")
 	attrStatus    = attribute.Key("statusbridge.status")
 	attrReason    = attribute.Key("statusbridge.reason")
 	attrDuplicate = attribute.Key("statusbridge.event.duplicate")
@@ -77,7 +79,7 @@ func (h requestHeaders) Get(key string) string {
 	v := h.values(key)
 	switch key {
 	case "traceparent":
-		if len(v) != 1 || len(v[0]) != traceparentLen {
+		if len(v) != 1 || len(v[0]) != traceparentLen || !strings.HasPrefix(v[0], "00-") {
 			return ""
 		}
 		return v[0]
@@ -204,7 +206,7 @@ func endCall(span trace.Span, res providers.Result, err error, waiters int) trac
 		return trace.SpanContext{}
 	}
 	outcome := outcomeLabel(res, err)
-	span.SetAttributes(attrOutcome.String(outcome), attribute.Int("statusbridge.check.waiters", waiters))
+	span.SetAttributes(attrOutcome.String(outcome), attrWaiters.Int(waiters))
 	if err != nil {
 		span.SetStatus(codes.Error, outcome)
 	}

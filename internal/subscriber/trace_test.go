@@ -50,6 +50,7 @@ func TestTraceparentIsValidatedAndPassedThrough(t *testing.T) {
 		{"upper-case hex", nats.Header{"traceparent": {strings.ToUpper(requesterTP)}}, "", ""},
 		{"trace id all zeros", nats.Header{"traceparent": {"00-" + zeros32 + "-" + requesterSpan + "-01"}}, "", ""},
 		{"span id all zeros", nats.Header{"traceparent": {"00-" + requesterTrace + "-" + zeros16 + "-01"}}, "", ""},
+		{"version 01", nats.Header{"traceparent": {"01-" + requesterTrace + "-" + requesterSpan + "-01"}}, "", ""},
 		{"version ff", nats.Header{"traceparent": {"ff-" + requesterTrace + "-" + requesterSpan + "-01"}}, "", ""},
 		{"version 00 with an extra field", nats.Header{"traceparent": {requesterTP + "-what"}}, "", ""},
 		{"reserved flags", nats.Header{"traceparent": {"00-" + requesterTrace + "-" + requesterSpan + "-08"}}, "", ""},
@@ -81,6 +82,16 @@ func TestTraceparentIsValidatedAndPassedThrough(t *testing.T) {
 				if tc.want == "" && strings.Contains(logs.String(), v) {
 					t.Errorf("the ignored traceparent is echoed in the log: %s", logs.String())
 				}
+			}
+			// An ignored traceparent is said at DEBUG, and only there.
+			ignored := tc.want == "" && len(tc.header["traceparent"]) > 0
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, "traceparent") && (!ignored || !strings.Contains(line, `"level":"DEBUG"`)) {
+					t.Errorf("log line about the traceparent: %s", line)
+				}
+			}
+			if said := strings.Contains(logs.String(), "traceparent ignored"); said != ignored {
+				t.Errorf("log says the traceparent was ignored: %v, want %v", said, ignored)
 			}
 		})
 	}
