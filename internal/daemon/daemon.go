@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/config"
@@ -30,6 +31,7 @@ import (
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
 	"github.com/statusbridge/statusbridge/internal/topology"
+	"github.com/statusbridge/statusbridge/internal/tracing"
 )
 
 // Options are what Run needs besides the configuration.
@@ -48,6 +50,10 @@ type Options struct {
 	// URL clients can use and the address of /metrics (empty when
 	// BRIDGE_HTTP_ADDR is).
 	Started func(natsURL, httpAddr string)
+	// TracerProvider, when set, makes the spans of traced requests (tests
+	// pass an in-memory one); otherwise the standard OTEL_* environment
+	// decides (see tracing.Setup), and without it tracing is off.
+	TracerProvider trace.TracerProvider
 }
 
 // Run runs the bridge until ctx ends, then drains: in-flight checks get
@@ -141,6 +147,22 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	tp := o.TracerProvider
+	if tp == nil {
+		p, err := tracing.Setup(ctx, version, log)
+		if err != nil {
+			return err
+		}
+		// Spans still buffered are exported after the subscriber drained.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := p.Shutdown(sctx); err != nil {
+				log.Warn("tracing: could not export the last spans", "err", err)
+			}
+		}()
+		tp = p.TracerProvider
+	}
 	sub, err := subscriber.New(subscriber.Config{
 		Concurrency:     cfg.Concurrency,
 		RequestTimeout:  cfg.RequestTimeout,
@@ -163,6 +185,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		CapacityKV:      buckets.Capacity,
 		ChecksKV:        buckets.Checks,
 		CapacityMetrics: capm,
+		TracerProvider:  tp,
 	})
 	if err != nil {
 		return err

@@ -81,6 +81,12 @@ type Event struct {
 	DataContentType string    `json:"datacontenttype"`
 	DataSchema      string    `json:"dataschema"`
 	Data            Data      `json:"data"`
+	// TraceParent and TraceState are the CloudEvents distributed tracing
+	// extension: the W3C trace context of the event's publish, set only
+	// when the request carried one. Publish sends them as the traceparent
+	// and tracestate headers too.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // Data is the event's data: the request echoed, the verdict, and the

@@ -19,6 +19,13 @@ const (
 	HeaderOriginalSequence = "Statusbridge-Original-Sequence"
 )
 
+// Header names of the W3C trace context an event carries (as W3C writes
+// them: NATS headers are case-sensitive).
+const (
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
+)
+
 // streamPublisher is the one method of jetstream.JetStream the publisher
 // uses.
 type streamPublisher interface {
@@ -38,7 +45,8 @@ func New(js streamPublisher, eventsStream, deadLetterStream string) *Publisher {
 	return &Publisher{js: js, eventsStream: eventsStream, deadLetterStream: deadLetterStream}
 }
 
-// Publish sends ev to subject with Nats-Msg-Id = ev.ID and returns once
+// Publish sends ev to subject with Nats-Msg-Id = ev.ID (and ev's trace
+// context as the traceparent and tracestate headers) and returns once
 // JetStream acknowledged it. duplicate reports that JetStream had already
 // stored an event with this id inside its duplicate window: the event is
 // published, by an earlier delivery.
@@ -48,6 +56,12 @@ func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (dupl
 		return false, err
 	}
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{"Content-Type": {ContentType}}}
+	if ev.TraceParent != "" {
+		msg.Header.Set(HeaderTraceParent, ev.TraceParent)
+		if ev.TraceState != "" {
+			msg.Header.Set(HeaderTraceState, ev.TraceState)
+		}
+	}
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(p.eventsStream))
 	if err != nil {
 		return false, fmt.Errorf("publish event to %s: %w", subject, err)

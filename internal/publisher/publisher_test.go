@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -127,5 +128,51 @@ func TestPublishDeadLetter(t *testing.T) {
 	}
 	if string(stored.Data) != string(d.Body) {
 		t.Errorf("stored body %q, want the request's %q", stored.Data, d.Body)
+	}
+}
+
+// TestPublishTraceContext: an event with trace context carries it in the
+// traceparent and tracestate headers as well as in its JSON; one without
+// has neither.
+func TestPublishTraceContext(t *testing.T) {
+	js := jetStreamFor(t)
+	p := New(js, "EVENTS", "DEADLETTER")
+	ctx := t.Context()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01"
+	for _, tc := range []struct{ subject, traceparent, tracestate string }{
+		{"status.resolved.iak.success", tp, "rojo=00f067aa0ba902b7"},
+		{"status.resolved.iak.failed", tp, ""},
+		{"status.resolved.iak.expired", "", ""},
+	} {
+		ev := fullEvent()
+		ev.Data.RequestID += tc.subject // an id of its own
+		ev.ID = EventID(ev.Data.Provider, ev.Data.RequestID)
+		ev.TraceParent, ev.TraceState = tc.traceparent, tc.tracestate
+		if _, err := p.Publish(ctx, tc.subject, ev); err != nil {
+			t.Fatal(err)
+		}
+		stream, err := js.Stream(ctx, "EVENTS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := stream.GetLastMsgForSubject(ctx, tc.subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, hasTP := stored.Header[HeaderTraceParent]
+		_, hasTS := stored.Header[HeaderTraceState]
+		if got := stored.Header.Get(HeaderTraceParent); got != tc.traceparent || hasTP != (tc.traceparent != "") {
+			t.Errorf("%s: traceparent header %q, want %q", tc.subject, got, tc.traceparent)
+		}
+		if got := stored.Header.Get(HeaderTraceState); got != tc.tracestate || hasTS != (tc.tracestate != "") {
+			t.Errorf("%s: tracestate header %q, want %q", tc.subject, got, tc.tracestate)
+		}
+		var back Event
+		if err := json.Unmarshal(stored.Data, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.TraceParent != tc.traceparent || back.TraceState != tc.tracestate {
+			t.Errorf("%s: event attributes %q %q, want %q %q", tc.subject, back.TraceParent, back.TraceState, tc.traceparent, tc.tracestate)
+		}
 	}
 }

@@ -127,6 +127,14 @@ func TestNewEventValidates(t *testing.T) {
 				t.Fatalf("schema refuses a NewEvent event: %v\n%s", err, body)
 			}
 			checkUnexpressedRules(t, ev)
+			// The same event of a request that carried trace context.
+			ev.TraceParent, ev.TraceState = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01", "rojo=00f067aa0ba902b7"
+			if body, err = marshal(ev); err != nil {
+				t.Fatal(err)
+			}
+			if err := validate(schema, body); err != nil {
+				t.Fatalf("schema refuses a traced NewEvent event: %v\n%s", err, body)
+			}
 		})
 	}
 }
@@ -151,6 +159,8 @@ func checkUnexpressedRules(t *testing.T, ev Event) {
 func TestEventSchemaListsEveryField(t *testing.T) {
 	full := fullEvent()
 	full.Data.Reason = ReasonDeadline // only success has no reason: set it too, to see every field
+	// Only the events of traced requests have these.
+	full.TraceParent, full.TraceState = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01", "rojo=1"
 	b, err := marshal(full)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/providers"
@@ -46,6 +47,8 @@ type sharedAnswer struct {
 	AnsweredAt    int64         `json:"answered_at,omitzero"`    // unix ns
 	CheckingUntil int64         `json:"checking_until,omitzero"` // unix ns: a replica is checking until then
 	Result        *storedResult `json:"result,omitzero"`
+	// Trace is the traceparent of the check's span, when it was traced.
+	Trace string `json:"trace,omitzero"`
 }
 
 // storedResult is providers.Result as stored.
@@ -96,6 +99,10 @@ type checkOutcome struct {
 	// the same reference).
 	hold time.Duration
 	at   time.Time // when the answer was given
+	// span is the recorded span of the check that made the call, and via
+	// says where a shared answer came from (see trace.go).
+	span trace.SpanContext
+	via  string
 }
 
 // refused reports whether err says the provider did not answer: it was
@@ -123,6 +130,10 @@ type flight struct {
 	done    chan struct{}
 	out     checkOutcome
 	waiters int
+	// span is the leader's call span while it runs, and links the traces
+	// of requests that joined before it started (see trace.go).
+	span  trace.Span
+	links []trace.Link
 }
 
 type flights struct {
@@ -200,8 +211,13 @@ const localFresh = 2 * time.Second
 // way in this replica, or by calling the provider when its gate admits it.
 func (s *Subscriber) check(ctx context.Context, d *delivery, req Request, client providers.Provider, st checkState) checkOutcome {
 	key := d.provider + "\x00" + req.Reference
+	var start time.Time
+	if d.parent.IsValid() {
+		start = time.Now()
+	}
 	f, leader := s.flights.join(key, s.now(), time.Unix(0, st.LastCheck), min(localFresh, s.fresh(d.provider, st.Attempts)))
 	if !leader {
+		s.flights.link(f, d)
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout+s.cfg.PublishTimeout)
 		defer cancel()
 		select {
@@ -212,10 +228,14 @@ func (s *Subscriber) check(ctx context.Context, d *delivery, req Request, client
 		if f.out.answered {
 			s.capm.Coalesced.WithLabelValues(d.provider).Inc()
 		}
+		s.traceShared(ctx, d, start, f.out, viaFlight)
 		return f.out
 	}
 	o := s.checkShared(ctx, d, req, client, st, key, f)
 	s.flights.finish(key, f, o)
+	if o.via == viaBucket {
+		s.traceShared(ctx, d, start, o, viaBucket)
+	}
 	return o
 }
 
@@ -240,7 +260,7 @@ func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, 
 		if r := shared.Result; r != nil && shared.AnsweredAt > after {
 			if res, ok := r.result(); ok && (res.State.Final() || now.Sub(time.Unix(0, shared.AnsweredAt)) < fresh) {
 				s.capm.Coalesced.WithLabelValues(d.provider).Inc()
-				return checkOutcome{res: res, answered: true, at: time.Unix(0, shared.AnsweredAt)}
+				return checkOutcome{res: res, answered: true, at: time.Unix(0, shared.AnsweredAt), span: spanOf(shared.Trace), via: viaBucket}
 			}
 		}
 		if until := time.Unix(0, shared.CheckingUntil); until.After(now) {
@@ -286,7 +306,8 @@ func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, 
 	}
 
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	cctx, span := s.startCall(ctx, d, f)
+	cctx, cancel := context.WithTimeout(cctx, s.cfg.RequestTimeout)
 	res, err := client.Status(cctx, providers.Query{Reference: req.Reference})
 	cancel()
 	if gate != nil {
@@ -299,11 +320,13 @@ func (s *Subscriber) checkShared(ctx context.Context, d *delivery, req Request, 
 
 	s.flights.mu.Lock()
 	wanted := f.waiters > 0
+	waiters := f.waiters
 	s.flights.mu.Unlock()
+	o.span = endCall(span, res, err, waiters)
 	switch {
 	case kv == nil:
 	case o.answered && err == nil && (readShared || wanted):
-		_, _ = s.putShared(ctx, d.provider, rk, sharedAnswer{AnsweredAt: o.at.UnixNano(), Result: storeResult(res)})
+		_, _ = s.putShared(ctx, d.provider, rk, sharedAnswer{AnsweredAt: o.at.UnixNano(), Result: storeResult(res), Trace: traceparent(o.span)})
 	default:
 		release()
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/providers"
@@ -24,6 +25,7 @@ type delivery struct {
 	seq         uint64
 	requestID   string // once the body gave one
 	base        *slog.Logger
+	parent      trace.SpanContext // the requester's span, from the traceparent header
 }
 
 // log returns a logger naming the delivery. Building one formats its
@@ -56,6 +58,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		seq:         meta.Sequence.Stream,
 		base:        s.log,
 	}
+	ctx = s.extractTrace(ctx, &d)
 	s.perReq.deliveries.With(s.label(provider)).Inc()
 	req, derr := decodeRequest(msg.Data(), token)
 	switch {
@@ -215,7 +218,10 @@ func (s *Subscriber) publishAndAck(ctx context.Context, d delivery, data publish
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	ev := publisher.NewEvent(data)
-	dup, err := s.pub.Publish(dctx, topology.ResolvedSubject(d.provider, data.Status), ev)
+	subject := topology.ResolvedSubject(d.provider, data.Status)
+	pctx, span := s.startPublish(dctx, d, subject, &ev)
+	dup, err := s.pub.Publish(pctx, subject, ev)
+	endPublish(span, dup, err)
 	if err != nil {
 		s.m.PublishErrors.WithLabelValues("event").Inc()
 		delay := publishRetryDelay(d.attempt)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/metrics"
@@ -83,6 +85,7 @@ type Subscriber struct {
 	checksKV   jetstream.KeyValue
 	capm       *capacity.Metrics
 	flights    flights
+	tracer     trace.Tracer
 
 	ready atomic.Bool
 }
@@ -115,6 +118,9 @@ type Options struct {
 	CapacityKV, ChecksKV jetstream.KeyValue
 	// CapacityMetrics defaults to unregistered metrics.
 	CapacityMetrics *capacity.Metrics
+	// TracerProvider makes the spans of requests that carry a traceparent
+	// (see trace.go); nil is the no-op provider: tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // New returns a Subscriber. Every provider in o.Providers must have a
@@ -143,6 +149,11 @@ func New(cfg Config, o Options) (*Subscriber, error) {
 		gates: o.Gates, capacityKV: o.CapacityKV, checksKV: o.ChecksKV, capm: o.CapacityMetrics,
 		flights: flights{m: map[string]*flight{}},
 	}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	s.tracer = tp.Tracer(tracerName)
 	if s.capm == nil {
 		s.capm = capacity.NewMetrics(prometheus.NewRegistry(), nil)
 	}

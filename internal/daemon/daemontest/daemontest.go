@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon"
@@ -77,6 +78,9 @@ type World struct {
 	// World's server and simulators with their credentials, and a fast
 	// schedule. Tests change it before they start a bridge.
 	Config config.Config
+	// TracerProvider, when set, gets the spans of the bridges started
+	// after (an SDK provider with an in-memory exporter, say).
+	TracerProvider trace.TracerProvider
 }
 
 // NewWorld starts NATS and the simulators and configures a bridge that uses
@@ -149,7 +153,8 @@ func (w *World) StartBridge() *Bridge {
 	b := &Bridge{cancel: cancel, done: make(chan error, 1), Logs: &SyncBuffer{}}
 	started := make(chan string, 1)
 	go func() {
-		b.done <- daemon.Run(ctx, cfg, daemon.Options{Log: b.Logs, Version: "test", Started: func(_, addr string) { started <- addr }})
+		b.done <- daemon.Run(ctx, cfg, daemon.Options{Log: b.Logs, Version: "test", Started: func(_, addr string) { started <- addr },
+			TracerProvider: w.TracerProvider})
 	}()
 	select {
 	case b.HTTPAddr = <-started:
