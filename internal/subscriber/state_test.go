@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +23,7 @@ import (
 )
 
 // checksBucket is a checks bucket on an embedded server of the test's own.
-func checksBucket(t *testing.T) jetstream.KeyValue {
+func checksBucket(t testing.TB) jetstream.KeyValue {
 	t.Helper()
 	srv, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
@@ -120,6 +123,10 @@ func (m *settlingMsg) NakWithDelay(time.Duration) error {
 }
 
 func stateSubscriber(t *testing.T, p *scriptedProvider, pub *recordingPublisher) *Subscriber {
+	return stateSubscriberTB(t, p, pub)
+}
+
+func stateSubscriberTB(t testing.TB, p *scriptedProvider, pub *recordingPublisher) *Subscriber {
 	t.Helper()
 	sched := Schedule{Initial: time.Minute, Max: time.Minute, Multiplier: 2}
 	s, err := New(Config{
@@ -259,4 +266,36 @@ func TestResolvedStateOutlivesTheDelivery(t *testing.T) {
 	if in, _ := s.Inspect(ctx, "ord-9"); in.State != StateResolved || in.Status != "rejected" || *in.Attempts != 0 {
 		t.Errorf("rejected request: %+v", in)
 	}
+}
+
+// BenchmarkInspectParked: inspect among 100,000 parked requests (the
+// target: p99 ≤ 50 ms). The requests are parked through handle, each
+// writing its state as a parked delivery does; the inspections then read
+// random ones. It takes a while to set up: run it with -benchtime=2000x.
+func BenchmarkInspectParked(b *testing.B) {
+	const parked = 100_000
+	p := &scriptedProvider{answers: []providers.Result{pending}}
+	s := stateSubscriberTB(b, p, &recordingPublisher{})
+	ctx := context.Background()
+	for i := range parked {
+		id := "ord-" + strconv.Itoa(i)
+		s.handle(ctx, &settlingMsg{benchMsg: benchMsg{
+			data: []byte(`{"request_id":"` + id + `","provider":"iak","reference":"ref-` + id + `"}`),
+			meta: jetstream.MsgMetadata{NumDelivered: 1, Sequence: jetstream.SequencePair{Stream: uint64(i + 1)}, Timestamp: time.Now()},
+		}})
+	}
+	var took []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		id := "ord-" + strconv.Itoa(rand.IntN(parked))
+		start := time.Now()
+		in, err := s.Inspect(ctx, id)
+		took = append(took, time.Since(start))
+		if err != nil || in.State != StateParked {
+			b.Fatalf("%s: %+v, %v", id, in, err)
+		}
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 }
