@@ -59,6 +59,20 @@ func (s *Subscriber) settle(ctx context.Context, d *delivery, st checkState, rev
 		st.RequestedAt, st.Metadata, st.Attempts = d.requestedAt, data.Metadata, data.Attempts
 		st.NextCheck = time.Time{}
 		st.Event = &data
+		if d.attempt <= 1 && rev == 0 {
+			// Settled at its first delivery: never recorded, so no cancel
+			// can race it, and the record is written alongside the publish.
+			// Written first, it would add a stored write to the latency of
+			// every request (0.75 × the throughput in bridge bench).
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				s.saveState(ctx, d, st, 0)
+			}()
+			s.publishAndAck(ctx, *d, data)
+			<-done
+			return
+		}
 		if _, won := s.saveState(ctx, d, st, rev); won != nil {
 			s.finishSettled(ctx, *d, *won)
 			return
