@@ -396,9 +396,11 @@ func (s *Subscriber) loadState(ctx context.Context, d *delivery) (checkState, ui
 		d.log().Warn("could not read the request's checks; counting from none", "err", err)
 		return checkState{}, 0
 	}
-	if st.Seq != d.seq {
+	if st.Seq != d.seq && st.Seq != 0 {
 		return checkState{}, rev
 	}
+	// (An entry without a sequence was written by an earlier version,
+	// which kept only the checks of the request parked now.)
 	return st, rev
 }
 

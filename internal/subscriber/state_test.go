@@ -299,3 +299,18 @@ func BenchmarkInspectParked(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// TestStateOfAnEarlierVersion: a parked request's checks as the previous
+// version wrote them (no sequence) still count.
+func TestStateOfAnEarlierVersion(t *testing.T) {
+	p := &scriptedProvider{answers: []providers.Result{pending}}
+	s := stateSubscriber(t, p, &recordingPublisher{})
+	ctx := context.Background()
+	if _, err := s.checksKV.Put(ctx, checkKey("iak", "ord-1"), []byte(`{"attempts":3,"last_check":1,"last_outcome":"pending"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s.handle(ctx, deliveryOf(4))
+	if in, err := s.Inspect(ctx, "ord-1"); err != nil || in.State != StateParked || *in.Attempts != 4 {
+		t.Errorf("inspect: %+v, %v; want parked after 4 answered checks", in, err)
+	}
+}
