@@ -132,10 +132,10 @@ func stateSubscriberTB(t testing.TB, p *scriptedProvider, pub *recordingPublishe
 	s, err := New(Config{
 		Concurrency: 4, RequestTimeout: 5 * time.Second, PublishTimeout: 5 * time.Second,
 		MaxWait: 24 * time.Hour, MaxDeadline: 720 * time.Hour, NotFoundGrace: time.Minute,
-		Schedules: map[string]Schedule{"iak": sched, "ayopop": sched}, ShutdownTimeout: time.Minute,
+		Schedules: map[string]Schedule{"iak": sched, "ayopop": sched, "appotapay": sched}, ShutdownTimeout: time.Minute,
 	}, Options{
 		Consumer: benchConsumer{}, Publisher: pub,
-		Providers: map[string]providers.Provider{"iak": p, "ayopop": nil},
+		Providers: map[string]providers.Provider{"iak": p, "ayopop": nil, "appotapay": nil}, // inspect reads a key per provider
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New("test"),
 		ChecksKV: checksBucket(t),
 	})
