@@ -195,7 +195,7 @@ func (s *Subscriber) Cancel(ctx context.Context, requestID string) (Inspection, 
 // settled is returned unchanged, and one the bridge holds nothing for has
 // revision 0.
 func (s *Subscriber) settleOutside(ctx context.Context, requestID string, verdict func(checkState) publisher.Data) (checkState, uint64, error) {
-	for {
+	for range 10 { // a delivery writes a request once per check: it yields soon
 		st, rev, err := s.find(ctx, requestID)
 		if err != nil || rev == 0 || st.settled() {
 			return st, rev, err
@@ -234,6 +234,7 @@ func (s *Subscriber) settleOutside(ctx context.Context, requestID string, verdic
 		log.Info("request resolved outside its delivery", "status", data.Status, "reason", data.Reason, "event_id", ev.ID, "duplicate", dup)
 		return st, rev, nil
 	}
+	return checkState{}, 0, fmt.Errorf("record the outcome of %s: written by others ten times in a row", requestID)
 }
 
 // writeState writes st over revision rev of its entry.
