@@ -49,6 +49,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runSandbox(ctx, args, stdout, stderr)
 	case "request":
 		return runRequest(ctx, args, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, args, stdout, stderr)
+	case "cancel":
+		return runCancel(ctx, args, stdout, stderr)
+	case "rerequest":
+		return runRerequest(ctx, args, stdout, stderr)
+	case "deadletters":
+		return runDeadletters(ctx, args, stdout, stderr)
 	case "simulate":
 		ctx, stop := exitWithParent(ctx, parentPoll, os.Getppid)
 		defer stop()
@@ -74,6 +82,10 @@ Usage:
   bridge [run]          the daemon: consume status.requested.*, publish status.resolved.*.*
   bridge sandbox        embedded NATS + provider simulators + the daemon, resolving demo requests
   bridge request        publish one request (--provider P --reference R [--wait]) and print its event
+  bridge inspect        a request's state: bridge inspect <request_id> (exit 1: unknown)
+  bridge cancel         stop checking a request: its event is expired, reason cancelled
+  bridge rerequest      re-submit the requests behind chosen events (--status S --reason R --since D [--send])
+  bridge deadletters    the dead letters: list, or show <sequence>
   bridge simulate       the IAK, Ayopop and AppotaPay simulators as a standalone HTTP server
   bridge bench          load-test the real pipeline and print throughput, latency and memory
   bridge config         every BRIDGE_* variable with its default and meaning

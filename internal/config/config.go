@@ -70,7 +70,7 @@ type Config struct {
 	DeadletterMaxAge time.Duration `split_words:"true" default:"720h" desc:"how long dead letters are kept"`
 	DuplicateWindow  time.Duration `split_words:"true" default:"15m" desc:"Nats-Msg-Id duplicate window of the requests and events streams (at least 10m)"`
 	CapacityBucket   string        `split_words:"true" default:"STATUS_CAPACITY" desc:"key-value bucket of the providers' shared call budgets, circuit breakers and recent answers"`
-	ChecksBucket     string        `split_words:"true" default:"STATUS_CHECKS" desc:"key-value bucket of each parked request's answered checks"`
+	ChecksBucket     string        `split_words:"true" default:"STATUS_CHECKS" desc:"key-value bucket of each request's state: answered checks, next check, outcome (bridge inspect)"`
 
 	Breaker Breaker `desc:"circuit breaker of each provider"`
 
@@ -347,7 +347,8 @@ func (c Config) Topology() topology.Config {
 		MaxAckPending:    c.MaxPending + max(10000, 4*c.Concurrency),
 		CapacityBucket:   c.CapacityBucket,
 		ChecksBucket:     c.ChecksBucket,
-		// A parked request's checks must outlive its furthest deadline.
-		ChecksMaxAge: c.MaxDeadline + 24*time.Hour,
+		// A parked request's state must outlive its furthest deadline, and
+		// a resolved one's its event (bridge inspect).
+		ChecksMaxAge: max(c.MaxDeadline+24*time.Hour, c.EventsMaxAge),
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/statusbridge/statusbridge/internal/natsserver"
 	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/publisher"
+	"github.com/statusbridge/statusbridge/internal/service"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
 	"github.com/statusbridge/statusbridge/internal/topology"
 	"github.com/statusbridge/statusbridge/internal/tracing"
@@ -189,6 +190,19 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	})
 	if err != nil {
 		return err
+	}
+
+	// Calls under way finish during the drain; new ones go to other
+	// replicas once shutdown begins.
+	svc, err := service.Start(context.WithoutCancel(ctx), nc, version, sub, log)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { _ = svc.Stop() })
+	// The server has the service's subscriptions once the bridge reports
+	// it started.
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		log.Warn("nats flush", "err", err)
 	}
 
 	ready := func() bool { return nc.IsConnected() && sub.Ready() }

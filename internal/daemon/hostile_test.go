@@ -30,6 +30,8 @@ import (
 var (
 	resolvedSubjectRE   = regexp.MustCompile(`^status\.resolved\.[A-Za-z0-9_-]{1,32}\.(success|failed|expired|rejected)$`)
 	deadLetterSubjectRE = regexp.MustCompile(`^status\.deadletter\.[A-Za-z0-9_-]{1,32}$`)
+	// The requests' state: keys hashed from provider and request_id.
+	checksSubjectRE = regexp.MustCompile(`^\$KV\.STATUS_CHECKS\.req\.[0-9a-f]{40}$`)
 )
 
 // subjectRecorder records the subject of every message NATS carries.
@@ -76,6 +78,7 @@ func (r *subjectRecorder) check(t *testing.T) {
 				t.Errorf("dead letter published on %q", s)
 			}
 		case strings.HasPrefix(s, "$JS."), strings.HasPrefix(s, "_INBOX."):
+		case checksSubjectRE.MatchString(s):
 		default:
 			t.Errorf("message on unexpected subject %q", s)
 		}

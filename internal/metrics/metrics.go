@@ -55,7 +55,7 @@ var (
 	eventReasons = map[string][]string{
 		publisher.StatusSuccess:  {ReasonNone},
 		publisher.StatusFailed:   {publisher.ReasonProviderFailed, publisher.ReasonNotFound},
-		publisher.StatusExpired:  {publisher.ReasonDeadline, publisher.ReasonNotFound, publisher.ReasonAuthRejected, publisher.ReasonBadSignature},
+		publisher.StatusExpired:  {publisher.ReasonDeadline, publisher.ReasonNotFound, publisher.ReasonAuthRejected, publisher.ReasonBadSignature, publisher.ReasonCancelled},
 		publisher.StatusRejected: {publisher.ReasonInvalidRequest, publisher.ReasonProviderNotConfigured},
 	}
 	unknownEventReasons = map[string][]string{

@@ -108,7 +108,7 @@ statusbridge_publish_errors_total{what="event"} 0
 	}{
 		{m.Deliveries, 4},             // three providers and unknown
 		{m.Checks, 3 * len(Outcomes)}, // unknown is never checked
-		{m.Events, 3*9 + 2},           // every status with its reasons; unknown is only rejected
+		{m.Events, 3*10 + 2},          // every status with its reasons; unknown is only rejected
 	} {
 		if n := testutil.CollectAndCount(c.vec); n != c.want {
 			t.Errorf("%d series, want %d", n, c.want)

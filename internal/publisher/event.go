@@ -44,6 +44,9 @@ const (
 	ReasonProviderNotConfigured = "provider_not_configured"
 	ReasonAuthRejected          = "auth_rejected"
 	ReasonBadSignature          = "bad_signature"
+	// ReasonCancelled ends, as expired, a request an operator cancelled
+	// (bridge cancel) before it was final.
+	ReasonCancelled = "cancelled"
 )
 
 // idNamespace scopes event ids (a UUIDv5 namespace): the same provider and

@@ -16,16 +16,44 @@ import (
 
 	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/publisher"
 )
 
-// checkState is what the bridge remembers of a parked request between its
-// deliveries, in the checks bucket: JetStream's delivery count also counts
-// refusals and waits, which must not advance the schedule.
+// checkState is what the bridge keeps of a request in the checks bucket,
+// from its first park until its event is out and for as long as events are
+// kept after: JetStream's delivery count also counts refusals and waits,
+// which must not advance the schedule, and `bridge inspect` and `bridge
+// cancel` read and settle requests that JetStream holds parked. A record
+// belongs to one publish of the request (Seq); a record of another one is
+// no state of this request's.
 type checkState struct {
 	Attempts    int    `json:"attempts"`              // answered checks that served the request
 	LastCheck   int64  `json:"last_check,omitzero"`   // unix ns of the last answered check
 	LastOutcome string `json:"last_outcome,omitzero"` // as the checks metric names it
+
+	RequestID   string            `json:"request_id,omitzero"`
+	Provider    string            `json:"provider,omitzero"`
+	Reference   string            `json:"reference,omitzero"`
+	Seq         uint64            `json:"stream_seq,omitzero"` // the request's sequence in the requests stream
+	RequestedAt time.Time         `json:"requested_at,omitzero"`
+	Deadline    time.Time         `json:"deadline,omitzero"`
+	Metadata    map[string]string `json:"metadata,omitzero"`
+	// NextCheck is when the parked request is delivered again, as of its
+	// last write; once it has passed, the request is being checked or
+	// waits for its provider's capacity.
+	NextCheck time.Time `json:"next_check,omitzero"`
+	// Event is the request's event, once the request is settled: written
+	// before the event is published, so that a delivery and a cancel cannot
+	// both settle it, and whoever finds it settled publishes this event.
+	Event *publisher.Data `json:"event,omitzero"`
+	// Published records the event's PubAck when it was published outside
+	// a delivery (a cancel): the parked delivery then only acks. A delivery
+	// acks its request after the PubAck instead of recording it.
+	Published bool `json:"published,omitzero"`
 }
+
+// settled reports whether the request's event is decided.
+func (st checkState) settled() bool { return st.Event != nil }
 
 // checkKey is the request's key in the checks bucket. Request ids may hold
 // characters a key may not (':'), and are the requester's choice: hashed.
@@ -377,54 +405,88 @@ func (s *Subscriber) putShared(ctx context.Context, provider, key string, a shar
 	return rev, err
 }
 
-// loadState reads what the checks bucket holds for the request. A first
-// delivery has nothing there and reads nothing.
-func (s *Subscriber) loadState(ctx context.Context, d *delivery) checkState {
-	var st checkState
+// loadState reads what the checks bucket holds for the request, and the
+// entry's revision (0: none), which a write must follow. A first delivery
+// has nothing there and reads nothing; an entry of another publish of the
+// same request_id counts as none.
+func (s *Subscriber) loadState(ctx context.Context, d *delivery) (checkState, uint64) {
 	if s.checksKV == nil || d.attempt <= 1 {
-		return st
+		return checkState{}, 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	e, err := s.checksKV.Get(ctx, checkKey(d.provider, d.requestID))
+	st, rev, err := s.readState(ctx, d.provider, d.requestID)
 	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			s.capm.StateErrors.WithLabelValues(d.provider).Inc()
-			d.log().Warn("could not read the request's checks; counting from none", "err", err)
-		}
-		return st
+		s.capm.StateErrors.WithLabelValues(d.provider).Inc()
+		d.log().Warn("could not read the request's checks; counting from none", "err", err)
+		return checkState{}, 0
 	}
-	if json.Unmarshal(e.Value(), &st) != nil {
-		return checkState{}
+	if st.Seq != d.seq && st.Seq != 0 {
+		return checkState{}, rev
 	}
-	return st
+	// (An entry without a sequence was written by an earlier version,
+	// which kept only the checks of the request parked now.)
+	return st, rev
 }
 
-// saveState records the request's checks before it is parked.
-func (s *Subscriber) saveState(ctx context.Context, d *delivery, st checkState) {
+// readState reads one request's entry; a missing one is the zero state
+// and revision 0, and one that does not decode is the zero state at its
+// revision (the next write replaces it).
+func (s *Subscriber) readState(ctx context.Context, provider, requestID string) (checkState, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	var st checkState
+	e, err := s.checksKV.Get(ctx, checkKey(provider, requestID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return st, 0, nil
+	}
+	if err != nil {
+		return st, 0, err
+	}
+	if json.Unmarshal(e.Value(), &st) != nil {
+		return checkState{}, e.Revision(), nil
+	}
+	return st, e.Revision(), nil
+}
+
+// saveState writes the request's state over revision rev, the one the
+// delivery read (0: none), so that nothing written since, such as a
+// cancel, is overwritten. When another writer settled the request first,
+// it returns that state as won; an entry of another publish of the
+// request_id is replaced. A bucket that cannot be written is logged and
+// counted, and the delivery goes on as if it had been.
+func (s *Subscriber) saveState(ctx context.Context, d *delivery, st checkState, rev uint64) (newRev uint64, won *checkState) {
 	if s.checksKV == nil {
-		return
+		return 0, nil
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
-		return
+		return 0, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	if _, err := s.checksKV.Put(ctx, checkKey(d.provider, d.requestID), b); err != nil {
-		s.capm.StateErrors.WithLabelValues(d.provider).Inc()
-		d.log().Warn("could not record the request's checks; its next check may come early", "err", err)
+	key := checkKey(d.provider, d.requestID)
+	for range 3 {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+		if rev == 0 {
+			newRev, err = s.checksKV.Create(wctx, key, b)
+		} else {
+			newRev, err = s.checksKV.Update(wctx, key, b, rev)
+		}
+		cancel()
+		if err == nil {
+			return newRev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			break
+		}
+		cur, r, rerr := s.readState(ctx, d.provider, d.requestID)
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		if cur.Seq == d.seq && cur.settled() {
+			return 0, &cur
+		}
+		rev = r
 	}
-}
-
-// forgetState purges a resolved request's checks, if it had any.
-func (s *Subscriber) forgetState(ctx context.Context, d *delivery, st checkState) {
-	if s.checksKV == nil || st.Attempts == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	if err := s.checksKV.Purge(ctx, checkKey(d.provider, d.requestID), jetstream.PurgeTTL(time.Hour)); err != nil {
-		s.capm.StateErrors.WithLabelValues(d.provider).Inc()
-	}
+	s.capm.StateErrors.WithLabelValues(d.provider).Inc()
+	d.log().Warn("could not record the request's state; its next check may come early", "err", err)
+	return 0, nil
 }

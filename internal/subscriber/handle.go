@@ -68,7 +68,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	case derr != nil:
 		d.requestID = derr.Partial.RequestID
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", derr.Detail)
-		s.publishAndAck(ctx, d, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
+		s.settle(ctx, &d, checkState{}, 0, s.rejected(d, derr.Partial, publisher.ReasonInvalidRequest))
 		return
 	}
 	d.requestID = req.RequestID
@@ -81,7 +81,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	case client == nil:
 		d.log().Warn("request rejected", "reason", publisher.ReasonProviderNotConfigured)
-		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
+		s.settle(ctx, &d, checkState{}, 0, s.rejected(d, req, publisher.ReasonProviderNotConfigured))
 		return
 	}
 	deadline := req.Deadline
@@ -89,11 +89,20 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		deadline = d.requestedAt.Add(s.cfg.MaxWait)
 	} else if deadline.After(d.requestedAt.Add(s.cfg.MaxDeadline)) {
 		d.log().Warn("request rejected", "reason", publisher.ReasonInvalidRequest, "detail", "deadline is further than BRIDGE_MAX_DEADLINE after publish")
-		s.publishAndAck(ctx, d, s.rejected(d, req, publisher.ReasonInvalidRequest))
+		s.settle(ctx, &d, checkState{}, 0, s.rejected(d, req, publisher.ReasonInvalidRequest))
 		return
 	}
 
-	st := s.loadState(ctx, &d)
+	st, rev := s.loadState(ctx, &d)
+	if st.settled() {
+		// Settled outside this delivery (a cancel), or by an earlier one
+		// whose publish or ack failed: no check, the recorded event.
+		s.finishSettled(ctx, d, st)
+		return
+	}
+	recorded := st.Seq == d.seq
+	st.RequestID, st.Provider, st.Reference, st.Seq = req.RequestID, provider, req.Reference, d.seq
+	st.RequestedAt, st.Deadline, st.Metadata = d.requestedAt, deadline, req.Metadata
 	o := s.check(ctx, &d, req, client, st)
 	now := s.now()
 	if o.hold > 0 {
@@ -101,12 +110,21 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		// request waits for the gate or for another check of its reference.
 		if now.Before(deadline) {
 			hold := o.hold + time.Duration(s.rand()*float64(min(o.hold/4, time.Second)))
-			s.park(ctx, &d, min(hold, deadline.Sub(now)))
+			delay := min(hold, deadline.Sub(now))
+			if !recorded {
+				// The first park makes the request known to inspect and
+				// cancel. Later waits leave its next check as it was (it
+				// shows as checking), sparing a write per wait.
+				st.NextCheck = now.Add(delay)
+				if _, won := s.saveState(ctx, &d, st, rev); won != nil {
+					s.finishSettled(ctx, d, *won)
+					return
+				}
+			}
+			s.park(ctx, &d, delay)
 			return
 		}
-		if s.publishAndAck(ctx, d, s.expiredUnchecked(d, req, st)) {
-			s.forgetState(ctx, &d, st)
-		}
+		s.settle(ctx, &d, st, rev, s.expiredUnchecked(d, req, st))
 		return
 	}
 	attempts := st.Attempts
@@ -125,8 +143,12 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	})
 	if dec.Action == actRetry {
 		if o.answered {
-			st = checkState{Attempts: attempts, LastCheck: o.at.UnixNano(), LastOutcome: outcomeLabel(res, err)}
-			s.saveState(ctx, &d, st)
+			st.Attempts, st.LastCheck, st.LastOutcome = attempts, o.at.UnixNano(), outcomeLabel(res, err)
+		}
+		st.NextCheck = now.Add(dec.Delay)
+		if _, won := s.saveState(ctx, &d, st, rev); won != nil {
+			s.finishSettled(ctx, d, *won)
+			return
 		}
 		s.park(ctx, &d, dec.Delay)
 		return
@@ -157,10 +179,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 			data.ProviderMessage = pe.Message
 		}
 	}
-	if s.publishAndAck(ctx, d, data) {
-		// A request whose publish failed comes back and counts on.
-		s.forgetState(ctx, &d, st)
-	}
+	s.settle(ctx, &d, st, rev, data)
 }
 
 // park leaves the request with JetStream until its next check.

@@ -28,7 +28,6 @@ const (
 	requesterTP    = "00-" + requesterTrace + "-" + requesterSpan + "-01"
 )
 
-var success = providers.Result{State: providers.StateSuccess, Status: "1", Code: "00"}
 
 func TestTraceparentIsValidatedAndPassedThrough(t *testing.T) {
 	zeros32, zeros16 := strings.Repeat("0", 32), strings.Repeat("0", 16)

@@ -66,9 +66,11 @@ type Config struct {
 	// CapacityBucket is the key-value bucket of the providers' shared
 	// call budgets, circuit breakers and recent answers per reference.
 	CapacityBucket string
-	// ChecksBucket is the key-value bucket of each open request's answered
-	// checks; ChecksMaxAge bounds how long an entry outlives its last
-	// update (the furthest deadline a request may set).
+	// ChecksBucket is the key-value bucket of each request's state (its
+	// answered checks, next check and outcome); ChecksMaxAge bounds how
+	// long an entry outlives its last update: at least the furthest
+	// deadline a request may set, and at least EventsMaxAge, so that a
+	// request can be inspected as long as its event is kept.
 	ChecksBucket string
 	ChecksMaxAge time.Duration
 }
@@ -209,14 +211,15 @@ func (c Config) CapacityBucketConfig() jetstream.KeyValueConfig {
 	}
 }
 
-// ChecksBucketConfig holds each parked request's answered checks, which
-// set its schedule and its event's attempts; it is written once per
-// answered check of a parked request and survives restarts. Entries of
-// resolved requests are purged, their markers kept an hour.
+// ChecksBucketConfig holds each request's state: its answered checks,
+// which set its schedule and its event's attempts, its next check, and its
+// outcome once settled (what bridge inspect and bridge cancel read and
+// write). It is written when a request is parked or checked and when it is
+// settled, and survives restarts.
 func (c Config) ChecksBucketConfig() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:         c.ChecksBucket,
-		Description:    "statusbridge: answered checks of each parked request",
+		Description:    "statusbridge: state of each request: answered checks, next check, outcome",
 		History:        1,
 		TTL:            c.ChecksMaxAge,
 		Storage:        jetstream.FileStorage,
