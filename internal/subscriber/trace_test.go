@@ -28,7 +28,6 @@ const (
 	requesterTP    = "00-" + requesterTrace + "-" + requesterSpan + "-01"
 )
 
-
 func TestTraceparentIsValidatedAndPassedThrough(t *testing.T) {
 	zeros32, zeros16 := strings.Repeat("0", 32), strings.Repeat("0", 16)
 	for _, tc := range []struct {
@@ -214,7 +213,7 @@ func TestSharedCheckLinksEveryTrace(t *testing.T) {
 	if len(sh.Links) != 1 || !sh.Links[0].SpanContext.Equal(c.SpanContext) {
 		t.Errorf("the shared check's links %v, want one to the call %v", sh.Links, c.SpanContext)
 	}
-	for _, ev := range pub.all() {
+	for _, ev := range pub.published() {
 		if !strings.Contains(ev.TraceParent, requesterTrace) && !strings.Contains(ev.TraceParent, traceB) {
 			t.Errorf("event %s has traceparent %q, not its request's trace", ev.Data.RequestID, ev.TraceParent)
 		}
@@ -310,31 +309,9 @@ type headerMsg struct {
 
 func (m *headerMsg) Headers() nats.Header { return m.h }
 
-type recordingPublisher struct {
-	mu     sync.Mutex
-	events []publisher.Event
-}
-
-func (p *recordingPublisher) Publish(_ context.Context, _ string, ev publisher.Event) (bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.events = append(p.events, ev)
-	return false, nil
-}
-
-func (p *recordingPublisher) PublishDeadLetter(context.Context, publisher.DeadLetter) error {
-	return nil
-}
-
-func (p *recordingPublisher) all() []publisher.Event {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]publisher.Event(nil), p.events...)
-}
-
 func (p *recordingPublisher) only(t *testing.T) publisher.Event {
 	t.Helper()
-	evs := p.all()
+	evs := p.published()
 	if len(evs) != 1 {
 		t.Fatalf("%d events published, want 1", len(evs))
 	}

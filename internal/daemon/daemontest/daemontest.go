@@ -291,7 +291,9 @@ func (w *World) DeadLetters() []jetstream.Msg {
 
 func streamRead[T any](w *World, stream string, f func(jetstream.Msg) T) []T {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A bound for a stuck server, not a speed limit: reading thousands of
+	// messages one by one on a loaded machine takes more than seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := w.JS.Stream(ctx, stream)
 	if err != nil {
