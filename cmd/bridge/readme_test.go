@@ -836,7 +836,7 @@ func TestReadmeLinks(t *testing.T) {
 func TestReadmeFutureWork(t *testing.T) {
 	t.Parallel()
 	for file, text := range docFiles(t) {
-		for _, s := range []string{"/callbacks", "Statusbridge-Signature"} {
+		for _, s := range []string{"Statusbridge-Signature"} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s mentions %q, which the bridge does not do yet", file, s)
 			}

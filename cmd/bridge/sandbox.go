@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,9 +26,13 @@ import (
 
 // demoRequest is one request the sandbox publishes to show an outcome.
 type demoRequest struct {
-	subject string // status.requested.<provider>
-	body    func(id string) string
-	about   string
+	subject   string // status.requested.<provider>
+	body      func(id string) string
+	about     string
+	reference string
+	// callbackAfter, when set, has the Ayopop simulator settle the
+	// reference and send its callback that long after the publish.
+	callbackAfter time.Duration
 }
 
 // demoRequests shows every kind of ending: the references name the
@@ -36,8 +41,9 @@ func demoRequests(deadline time.Time) []demoRequest {
 	dl := deadline.UTC().Format(time.RFC3339)
 	req := func(provider, ref, about string, extra string) demoRequest {
 		return demoRequest{
-			subject: topology.RequestSubject(provider),
-			about:   about,
+			subject:   topology.RequestSubject(provider),
+			about:     about,
+			reference: ref,
 			body: func(id string) string {
 				return fmt.Sprintf(`{"request_id":%q,"provider":%q,"reference":%q%s,"metadata":{"demo":%q}}`, id, provider, ref, extra, about)
 			},
@@ -52,6 +58,7 @@ func demoRequests(deadline time.Time) []demoRequest {
 		req("iak", "notfound#inv-1005", "IAK never heard of it: failed/not_found after the grace", ""),
 		req("ayopop", "pending,success#ayo-2001", "Ayopop processing, then success", ""),
 		req("ayopop", "failed#ayo-2002", "Ayopop failed", ""),
+		withCallback(req("ayopop", "pending*1000,success#ayo-2003", "Ayopop processing until its callback at 3s: confirmed at once, not at the deadline", withDeadline), 3*time.Second),
 		req("appotapay", "pending,success#app-3001", "AppotaPay pending, then a signed success", ""),
 		req("appotapay", "badsig#app-3002", "AppotaPay forged signature: never trusted, expired/bad_signature at the deadline", withDeadline),
 		req("iak", "pending#inv-1006", "IAK stays pending: expired/deadline", withDeadline),
@@ -66,6 +73,11 @@ func demoRequests(deadline time.Time) []demoRequest {
 	}
 }
 
+func withCallback(d demoRequest, after time.Duration) demoRequest {
+	d.callbackAfter = after
+	return d
+}
+
 // runSandbox runs an embedded NATS server, the provider simulators and the
 // daemon in one process, publishes demo requests and prints their events.
 func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -75,6 +87,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	noDemo := fs.Bool("no-demo", false, "publish no demo requests; just run, for `bridge request` and other clients")
 	listen := fs.String("listen", "127.0.0.1:4222", "client address of the embedded NATS server (port 0: any free port)")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics")
+	callbackAddr := fs.String("callbacks", "127.0.0.1:8081", "address of the provider callback listener (POST /callbacks/ayopop); empty disables callbacks")
 	capacity := sim.RegisterCapacityFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: bridge sandbox [--once] [--no-demo] [--listen host:port] [--http host:port] [capacity flags]\n\n"+
@@ -115,6 +128,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer simSrv.Close()
 	simURL := "http://" + ln.Addr().String()
 	sandboxConfig(&cfg, dataDir, *listen, *httpAddr, simURL)
+	cfg.CallbackAddr = *callbackAddr
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -126,6 +140,9 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			Started: func(natsURL, addr string) {
 				fmt.Fprintf(stdout, "sandbox ready: NATS %s, simulators %s, metrics http://%s/metrics\n", natsURL, simURL, addr)
 				started <- natsURL
+			},
+			CallbacksListening: func(addr string) {
+				simulators.SetCallbackURL("http://" + addr + "/callbacks/ayopop")
 			},
 		})
 	}()
@@ -142,7 +159,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return <-daemonErr
 	}
 
-	allDone, err := publishDemo(ctx, natsURL, stdout)
+	allDone, err := publishDemo(ctx, natsURL, stdout, simulators, cfg.CallbackAddr != "")
 	if err != nil {
 		cancel()
 		<-daemonErr
@@ -187,7 +204,7 @@ func sandboxConfig(c *config.Config, dataDir, listen, httpAddr, simURL string) {
 
 // publishDemo publishes the demo requests and prints each event as it
 // arrives; the returned channel closes when all have one.
-func publishDemo(ctx context.Context, natsURL string, stdout io.Writer) (<-chan struct{}, error) {
+func publishDemo(ctx context.Context, natsURL string, stdout io.Writer, simulators *sim.Server, callbacks bool) (<-chan struct{}, error) {
 	nc, err := nats.Connect(natsURL, nats.Name("statusbridge sandbox demo"))
 	if err != nil {
 		return nil, err
@@ -245,6 +262,9 @@ func publishDemo(ctx context.Context, natsURL string, stdout io.Writer) (<-chan 
 		return nil, err
 	}
 
+	if !callbacks { // the callback's demo would only expire
+		demos = slices.DeleteFunc(demos, func(d demoRequest) bool { return d.callbackAfter > 0 })
+	}
 	fmt.Fprintf(stdout, "publishing %d demo requests; events follow as the bridge resolves them:\n", len(demos))
 	for i, d := range demos {
 		id := fmt.Sprintf("demo-%s-%02d", run, i+1)
@@ -263,6 +283,16 @@ func publishDemo(ctx context.Context, natsURL string, stdout io.Writer) (<-chan 
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("publish demo request: %w", err)
+		}
+		if d.callbackAfter > 0 {
+			time.AfterFunc(d.callbackAfter, func() {
+				status, err := simulators.AyopopCallback(ctx, d.reference, false)
+				result := fmt.Sprintf("HTTP %d", status)
+				if err != nil {
+					result = err.Error()
+				}
+				fmt.Fprintf(stdout, "%6.1fs  %-9s %-9s %-22s the simulator settled %s and called the bridge back\n", time.Since(start).Seconds(), "callback", "ayopop", result, d.reference)
+			})
 		}
 	}
 	return done, nil

@@ -22,6 +22,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8090", "address to listen on")
+	callbackURL := fs.String("callback-url", "", "where POST /_sim/callbacks/ayopop/{reference} sends Ayopop's callback, e.g. http://127.0.0.1:8081/callbacks/ayopop")
 	capacity := sim.RegisterCapacityFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: bridge simulate [--addr host:port] [capacity flags]
@@ -58,7 +59,7 @@ GET /_sim/stats/{provider} counts calls, refusals and the busiest second.
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	srv := &http.Server{Handler: sim.New(creds, sim.WithProfiles(profiles)), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: sim.New(creds, sim.WithProfiles(profiles), sim.WithCallbackURL(*callbackURL)), ReadHeaderTimeout: 5 * time.Second}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "simulators listening on %s\n", base)
 	// Print a credential only when it is the well-known sandbox value: one

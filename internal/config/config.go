@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -47,7 +48,8 @@ type Config struct {
 	EmbeddedListen     string `split_words:"true" default:"127.0.0.1:4222" desc:"client address of the embedded nats-server (port 0: any free port)"`
 	EmbeddedSyncAlways bool   `split_words:"true" default:"true" desc:"embedded nats-server fsyncs every write before acknowledging it (false: every 2 minutes, faster, loses recent writes on power loss)"`
 
-	HttpAddr string `split_words:"true" default:":8080" desc:"address of /healthz, /readyz and /metrics; empty disables it"`
+	HttpAddr     string `split_words:"true" default:":8080" desc:"address of /healthz, /readyz and /metrics; empty disables it"`
+	CallbackAddr string `split_words:"true" desc:"address of the provider callback listener (POST /callbacks/ayopop), its own port, never that of /metrics; empty disables callbacks"`
 
 	Concurrency     int           `split_words:"true" default:"64" desc:"provider checks in flight per replica and provider: each provider has its own handlers, so one that is slow or down cannot hold up the others"`
 	RequestTimeout  time.Duration `split_words:"true" default:"30s" desc:"timeout of one provider HTTP call"`
@@ -163,6 +165,14 @@ func (c Config) Validate() error {
 	for _, p := range c.registered() {
 		if p.rate.Limit < 0 || p.rate.Burst < 0 {
 			add("%sRATE_LIMIT and %sRATE_BURST must not be negative", p.prefix(), p.prefix())
+		}
+	}
+	if c.CallbackAddr != "" {
+		if err := callbackProblem(c.CallbackAddr, c.HttpAddr); err != "" {
+			add("BRIDGE_CALLBACK_ADDR %q %s", c.CallbackAddr, err)
+		}
+		if !c.Ayopop.APIKey.IsSet() && c.Ayopop.APIKeyFile == "" {
+			add("BRIDGE_CALLBACK_ADDR is set but Ayopop, the provider that sends callbacks, is not configured")
 		}
 	}
 	if c.Breaker.Failures < 1 {
@@ -351,4 +361,18 @@ func (c Config) Topology() topology.Config {
 		// a resolved one's its event (bridge inspect).
 		ChecksMaxAge: max(c.MaxDeadline+24*time.Hour, c.EventsMaxAge),
 	}
+}
+
+// callbackProblem says what is wrong with the callback listener's address:
+// it must parse, and must not be the port of /metrics, which is never
+// exposed where providers can reach it.
+func callbackProblem(callback, httpAddr string) string {
+	_, port, err := net.SplitHostPort(callback)
+	if err != nil {
+		return "is not host:port"
+	}
+	if _, hport, err := net.SplitHostPort(httpAddr); err == nil && port != "0" && port == hport {
+		return "shares its port with BRIDGE_HTTP_ADDR (/metrics)"
+	}
+	return ""
 }

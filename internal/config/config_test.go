@@ -171,6 +171,36 @@ func TestInvalidConfig(t *testing.T) {
 	}
 }
 
+// TestCallbackAddr: the callback listener has a port of its own, and needs
+// Ayopop, the provider that calls it.
+func TestCallbackAddr(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		callback, http string
+		ayopop         bool
+		want           string
+	}{
+		{"127.0.0.1:8081", ":8080", true, ""},
+		{":0", ":0", true, ""},
+		{":8080", "127.0.0.1:8080", true, "shares its port"},
+		{"8081", ":8080", true, "is not host:port"},
+		{":8081", ":8080", false, "Ayopop"},
+	} {
+		c := config.Default()
+		c.CallbackAddr, c.HttpAddr = tc.callback, tc.http
+		if tc.ayopop {
+			c.Ayopop.APIKey, c.Ayopop.APISecret = "k", "s"
+		}
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q beside %q: %v", tc.callback, tc.http, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q beside %q: got %v, want an error about %q", tc.callback, tc.http, err, tc.want)
+		}
+	}
+}
+
 // TestScheduleProblemsOnce checks that a bad global schedule is reported
 // once, not once per provider, and a provider's own override separately.
 func TestScheduleProblemsOnce(t *testing.T) {

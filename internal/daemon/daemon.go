@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,11 +25,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/statusbridge/statusbridge/internal/callback"
 	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/natsserver"
 	"github.com/statusbridge/statusbridge/internal/providers"
+	"github.com/statusbridge/statusbridge/internal/providers/ayopop"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/service"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
@@ -55,6 +59,10 @@ type Options struct {
 	// pass an in-memory one); otherwise the standard OTEL_* environment
 	// decides (see tracing.Setup), and without it tracing is off.
 	TracerProvider trace.TracerProvider
+	// CallbacksListening, when set, is called with the address of the
+	// callback listener once it listens (BRIDGE_CALLBACK_ADDR may name
+	// port 0).
+	CallbacksListening func(addr string)
 }
 
 // Run runs the bridge until ctx ends, then drains: in-flight checks get
@@ -174,6 +182,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		Schedules:       cfg.Schedules(),
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		MaxPending:      cfg.MaxPending,
+		Callbacks:       map[string]bool{ayopop.Name: cfg.CallbackAddr != ""},
 	}, subscriber.Options{
 		Consumer:  cons,
 		Rebind:    bind,
@@ -203,6 +212,16 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	// it started.
 	if err := nc.FlushTimeout(10 * time.Second); err != nil {
 		log.Warn("nats flush", "err", err)
+	}
+
+	cbm := callback.NewMetrics(m.Registry)
+	if cfg.CallbackAddr != "" {
+		stop, err := serveCallbacks(cfg, sub, cbm, log, o.CallbacksListening)
+		if err != nil {
+			return err
+		}
+		// Before the drain: the confirming checks under way publish.
+		defer stop()
 	}
 
 	ready := func() bool { return nc.IsConnected() && sub.Ready() }
@@ -273,4 +292,43 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// serveCallbacks serves POST /callbacks/ayopop on BRIDGE_CALLBACK_ADDR,
+// a listener of its own: it faces the providers, /metrics does not.
+func serveCallbacks(cfg config.Config, sub *subscriber.Subscriber, m *callback.Metrics, log *slog.Logger, listening func(string)) (stop func(), err error) {
+	h := callback.New(callback.Options{
+		Confirmer:      sub,
+		ValidReference: subscriber.ValidReference,
+		Timeout:        cfg.RequestTimeout + 2*cfg.PublishTimeout + 2*time.Second,
+		Workers:        cfg.Concurrency,
+		Log:            log,
+		Metrics:        m,
+	})
+	ln, err := net.Listen("tcp", cfg.CallbackAddr)
+	if err != nil {
+		return nil, fmt.Errorf("BRIDGE_CALLBACK_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("callback listener", "err", err)
+		}
+	}()
+	log.Info("serving provider callbacks", "addr", ln.Addr().String(), "path", "/callbacks/ayopop")
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		h.Close()
+	}, nil
 }

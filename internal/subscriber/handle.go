@@ -120,6 +120,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 					s.finishSettled(ctx, d, *won)
 					return
 				}
+				s.index(ctx, &d, st)
 			}
 			s.park(ctx, &d, delay)
 			return
@@ -150,6 +151,9 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 			s.finishSettled(ctx, d, *won)
 			return
 		}
+		if !recorded {
+			s.index(ctx, &d, st)
+		}
 		s.park(ctx, &d, dec.Delay)
 		return
 	}
@@ -164,6 +168,13 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		ResolvedAt:  s.now(),
 		Metadata:    req.Metadata,
 	}
+	withAnswer(&data, res, err)
+	s.settle(ctx, &d, st, rev, data)
+}
+
+// withAnswer adds what the provider said to an event's data: its answer,
+// or the code and message of its failure.
+func withAnswer(data *publisher.Data, res providers.Result, err error) {
 	if err == nil {
 		data.ProviderStatus = res.Status
 		data.ProviderCode = res.Code
@@ -172,14 +183,13 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 		data.Amount = publisher.Amount(res.Amount)
 		data.Currency = res.Currency
 		data.Details = res.Details
-	} else {
-		var pe *providers.Error
-		if errors.As(err, &pe) {
-			data.ProviderCode = pe.Code
-			data.ProviderMessage = pe.Message
-		}
+		return
 	}
-	s.settle(ctx, &d, st, rev, data)
+	var pe *providers.Error
+	if errors.As(err, &pe) {
+		data.ProviderCode = pe.Code
+		data.ProviderMessage = pe.Message
+	}
 }
 
 // park leaves the request with JetStream until its next check.

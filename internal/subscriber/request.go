@@ -239,3 +239,6 @@ func decodeMetadata(v jsontext.Value) (map[string]string, string) {
 	}
 	return md, ""
 }
+
+// ValidReference reports whether s is a reference a request may carry.
+func ValidReference(s string) bool { return validReference(s) }

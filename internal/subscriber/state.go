@@ -77,6 +77,7 @@ func (s *Subscriber) settle(ctx context.Context, d *delivery, st checkState, rev
 			s.finishSettled(ctx, *d, *won)
 			return
 		}
+		defer s.unindex(ctx, d.provider, st.Reference, d.requestID)
 	}
 	s.publishAndAck(ctx, *d, data)
 }
@@ -85,6 +86,7 @@ func (s *Subscriber) settle(ctx context.Context, d *delivery, st checkState, rev
 // the recorded event (JetStream drops it when it is already stored) unless
 // it was recorded as published, and acknowledges the request.
 func (s *Subscriber) finishSettled(ctx context.Context, d delivery, st checkState) {
+	defer s.unindex(ctx, d.provider, st.Reference, d.requestID)
 	if !st.Published {
 		s.publishAndAck(ctx, d, *st.Event)
 		return
@@ -172,12 +174,14 @@ func utcMillis(t time.Time) time.Time {
 // already resolved is left as it is; either way the request's state after
 // is returned, with state unknown for an id the bridge holds nothing for.
 func (s *Subscriber) Cancel(ctx context.Context, requestID string) (Inspection, error) {
-	st, rev, err := s.settleOutside(ctx, requestID, func(st checkState) publisher.Data {
+	st, rev, err := s.settleOutside(ctx, func(ctx context.Context) (checkState, uint64, error) {
+		return s.find(ctx, requestID)
+	}, func(st checkState) (publisher.Data, bool) {
 		return publisher.Data{
 			RequestID: st.RequestID, Provider: st.Provider, Reference: st.Reference,
 			Status: publisher.StatusExpired, Reason: publisher.ReasonCancelled, Attempts: st.Attempts,
 			RequestedAt: st.RequestedAt, ResolvedAt: s.now(), Metadata: st.Metadata,
-		}
+		}, true
 	})
 	if err != nil {
 		return Inspection{}, err
@@ -193,14 +197,19 @@ func (s *Subscriber) Cancel(ctx context.Context, requestID string) (Inspection, 
 // finds the request settled and only acknowledges it; should the publish
 // fail, that delivery publishes the recorded event. A request already
 // settled is returned unchanged, and one the bridge holds nothing for has
-// revision 0.
-func (s *Subscriber) settleOutside(ctx context.Context, requestID string, verdict func(checkState) publisher.Data) (checkState, uint64, error) {
+// revision 0. lookup reads the request's state; verdict may decline to
+// settle it (false), which leaves it unchanged.
+func (s *Subscriber) settleOutside(ctx context.Context, lookup func(context.Context) (checkState, uint64, error), verdict func(checkState) (publisher.Data, bool)) (checkState, uint64, error) {
 	for range 10 { // a delivery writes a request once per check: it yields soon
-		st, rev, err := s.find(ctx, requestID)
+		st, rev, err := lookup(ctx)
 		if err != nil || rev == 0 || st.settled() {
 			return st, rev, err
 		}
-		data := verdict(st)
+		requestID := st.RequestID
+		data, ok := verdict(st)
+		if !ok {
+			return st, rev, nil
+		}
 		st.Event, st.NextCheck = &data, time.Time{}
 		rev, err = s.writeState(ctx, st, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -234,7 +243,7 @@ func (s *Subscriber) settleOutside(ctx context.Context, requestID string, verdic
 		log.Info("request resolved outside its delivery", "status", data.Status, "reason", data.Reason, "event_id", ev.ID, "duplicate", dup)
 		return st, rev, nil
 	}
-	return checkState{}, 0, fmt.Errorf("record the outcome of %s: written by others ten times in a row", requestID)
+	return checkState{}, 0, errors.New("record the outcome: written by others ten times in a row")
 }
 
 // writeState writes st over revision rev of its entry.

@@ -52,6 +52,9 @@ type Config struct {
 	// MaxPending is the planned number of parked requests, consumer-wide;
 	// exceeding it is logged.
 	MaxPending int
+	// Callbacks names the providers whose callbacks the bridge serves:
+	// their parked requests are indexed by reference for Confirm.
+	Callbacks map[string]bool
 }
 
 // Publisher publishes events and dead letters and returns once JetStream

@@ -138,6 +138,9 @@ type Bridge struct {
 	done     chan error
 	Logs     *SyncBuffer
 	HTTPAddr string
+	// CallbackAddr is the callback listener's address, when
+	// Config.CallbackAddr enables it.
+	CallbackAddr string
 }
 
 // StartBridge runs daemon.Run with w.Config, its *_FILE secrets read as
@@ -154,7 +157,8 @@ func (w *World) StartBridge() *Bridge {
 	started := make(chan string, 1)
 	go func() {
 		b.done <- daemon.Run(ctx, cfg, daemon.Options{Log: b.Logs, Version: "test", Started: func(_, addr string) { started <- addr },
-			TracerProvider: w.TracerProvider})
+			TracerProvider:     w.TracerProvider,
+			CallbacksListening: func(addr string) { b.CallbackAddr = addr }})
 	}()
 	select {
 	case b.HTTPAddr = <-started:

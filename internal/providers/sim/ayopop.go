@@ -172,12 +172,17 @@ func ayopopTransaction(ref string) map[string]any {
 }
 
 func ayopopAnswer(w http.ResponseWriter, rc int, success bool, id, en string, data map[string]any) {
-	writeJSON(w, http.StatusOK, map[string]any{
+	writeJSON(w, http.StatusOK, ayopopBody(rc, success, id, en, data))
+}
+
+// ayopopBody is the structure of a status answer and of a callback.
+func ayopopBody(rc int, success bool, id, en string, data map[string]any) map[string]any {
+	return map[string]any{
 		"responseCode": rc,
 		"success":      success,
 		"message":      map[string]any{"ID": id, "EN": en},
 		"data":         data,
-	})
+	}
 }
 
 func ayopopError(w http.ResponseWriter, status int, id, en string) {

@@ -133,6 +133,7 @@ type Server struct {
 	defaultScript []Outcome
 	now           func() time.Time
 	hangFor       time.Duration
+	callbackURL   string
 	mux           *http.ServeMux
 
 	mu       sync.Mutex
@@ -194,6 +195,7 @@ func New(creds Credentials, opts ...Option) *Server {
 	m.HandleFunc("PUT /_sim/profiles/{provider}", s.putProfile)
 	m.HandleFunc("GET /_sim/profiles/{provider}", s.getProfile)
 	m.HandleFunc("DELETE /_sim/scripts", s.reset)
+	m.HandleFunc("POST /_sim/callbacks/ayopop/{reference}", s.postCallback)
 	s.mux = m
 	return s
 }
