@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
@@ -155,6 +156,14 @@ func TestNATSRoles(t *testing.T) {
 	// (b) The bridge, binding with its role alone, resolves requests that end
 	// in every way and keeps its shared state.
 	w.Config.NatsUser, w.Config.NatsPassword, w.Config.Provision = "bridge", providers.Secret(passwords["bridge"]), false
+	// It signs its events, which subscribers check below.
+	signer, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := signer.Seed()
+	signerKey, _ := signer.PublicKey()
+	w.Config.EventSigningSeedFile = writeSecret(t, "events.nk", string(seed)+"\n")
 	b := w.StartBridge()
 
 	soon := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
@@ -226,6 +235,9 @@ func TestNATSRoles(t *testing.T) {
 		if v := b.Metric(t, `statusbridge_publish_errors_total{what="`+what+`"}`); v != 0 {
 			t.Errorf("%s publish errors: %v", what, v)
 		}
+	}
+	if logs := b.Logs.String(); strings.Contains(logs, string(seed)) || !strings.Contains(logs, signerKey) {
+		t.Errorf("the logs should name the signer %s and never hold its seed:\n%s", signerKey, logs)
 	}
 	if l := strings.ToLower(b.Logs.String()); strings.Contains(l, "permission") || strings.Contains(l, "authorization") {
 		t.Errorf("the bridge met a refusal with its own role:\n%s", b.Logs)
@@ -380,6 +392,9 @@ func TestNATSRoles(t *testing.T) {
 		var ev publisher.Event
 		if err := json.Unmarshal(m.Data(), &ev); err != nil || !slices.Contains(ids, ev.ID) {
 			t.Errorf("subscriber read %s: %v", m.Data(), err)
+		}
+		if err := publisher.VerifyEvent(m.Data(), m.Headers(), signerKey); err != nil {
+			t.Errorf("event %s: %v", ev.ID, err)
 		}
 		if err := m.DoubleAck(ctx); err != nil {
 			t.Errorf("subscriber: ack: %v", err)
