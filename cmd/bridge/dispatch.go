@@ -49,6 +49,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runSandbox(ctx, args, stdout, stderr)
 	case "request":
 		return runRequest(ctx, args, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, args, stdout, stderr)
 	case "simulate":
 		ctx, stop := exitWithParent(ctx, parentPoll, os.Getppid)
 		defer stop()
@@ -74,6 +76,7 @@ Usage:
   bridge [run]          the daemon: consume status.requested.*, publish status.resolved.*.*
   bridge sandbox        embedded NATS + provider simulators + the daemon, resolving demo requests
   bridge request        publish one request (--provider P --reference R [--wait]) and print its event
+  bridge verify         check events' signatures (--signer KEY --seq N, or --follow)
   bridge simulate       the IAK, Ayopop and AppotaPay simulators as a standalone HTTP server
   bridge bench          load-test the real pipeline and print throughput, latency and memory
   bridge config         every BRIDGE_* variable with its default and meaning

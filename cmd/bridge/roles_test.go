@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/providers"
@@ -67,4 +71,95 @@ func TestRequestAsRequester(t *testing.T) {
 			t.Errorf("%s: stdout %s\nstderr %s", attempt, stdout.String(), stderr.String())
 		}
 	}
+}
+
+// TestVerify signs events with an account seed and checks them with
+// `bridge verify` as the subscriber: a genuine event verifies; the same
+// event with one byte changed, moved to another subject, or checked
+// against another signer is refused; --follow says so line by line.
+func TestVerify(t *testing.T) {
+	signer, _ := nkeys.CreateAccount()
+	other, _ := nkeys.CreateUser()
+	seed, _ := signer.Seed()
+	signerKey, _ := signer.PublicKey()
+	otherKey, _ := other.PublicKey()
+	w, url, passwords := rolesWorld(t, func(w *daemontest.World) {
+		file := filepath.Join(t.TempDir(), "events.nk")
+		if err := os.WriteFile(file, append(seed, '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w.Config.EventSigningSeedFile = file
+	})
+	id := w.Request("iak", "verify-1", "success#verify-1", "")
+	genuine := w.WaitEvents(10*time.Second, id)[id]
+
+	// What a forger with the bridge's NATS password but not its seed could
+	// store: the event changed by one byte, and the event on a success
+	// subject it does not belong to (sequences 2 and 3).
+	nc, err := nats.Connect(url, nats.UserInfo("bridge", passwords["bridge"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	tampered := bytes.Replace(genuine.Raw, []byte(`"attempts":1`), []byte(`"attempts":2`), 1)
+	for _, m := range []*nats.Msg{
+		{Subject: genuine.Subject, Data: tampered, Header: genuine.Header},
+		{Subject: "status.resolved.ayopop.success", Data: genuine.Raw, Header: genuine.Header},
+	} {
+		m.Header.Del("Nats-Msg-Id")
+		if _, err := js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	asUser(t, url, "subscriber", passwords["subscriber"])
+	verify := func(args ...string) (string, string, error) {
+		var stdout, stderr bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := run(ctx, append([]string{"verify"}, args...), &stdout, &stderr)
+		return stdout.String(), stderr.String(), err
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		refuse string // "" for verified
+	}{
+		{"the genuine event", []string{"--signer", signerKey, "--seq", "1"}, ""},
+		{"the genuine event, two signers trusted", []string{"--signer", otherKey, "--signer", signerKey, "--seq", "1"}, ""},
+		{"another signer", []string{"--signer", otherKey, "--seq", "1"}, "not trusted"},
+		{"one byte changed", []string{"--signer", signerKey, "--seq", "2"}, "does not verify"},
+		{"on another subject", []string{"--signer", signerKey, "--seq", "3"}, "but its data says status.resolved.iak.success"},
+	} {
+		stdout, stderr, err := verify(tc.args...)
+		switch {
+		case tc.refuse == "" && (err != nil || strings.TrimSpace(stdout) != string(genuine.Raw) || !strings.Contains(stderr, "verified: event "+id)):
+			t.Errorf("%s: %v\nstdout %s\nstderr %s", tc.name, err, stdout, stderr)
+		case tc.refuse != "" && (err == nil || !strings.Contains(err.Error(), tc.refuse) || stdout != ""):
+			t.Errorf("%s: %v, want a refusal saying %q\nstdout %s", tc.name, err, tc.refuse, stdout)
+		}
+	}
+	if _, _, err := verify("--seq", "1"); !isUsageError(err) {
+		t.Errorf("without --signer: %v, want a usage error", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"verify", "--signer", signerKey, "--follow", "--seq", "1"}, &stdout, io.Discard) }()
+	daemontest.WaitFor(t, 10*time.Second, "three lines of --follow", func() bool { return strings.Count(stdout.String(), "\n") == 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("verify --follow: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if want := "ok 1 " + genuine.Subject + " " + id; lines[0] != want || !strings.HasPrefix(lines[1], "REFUSED 2 ") || !strings.HasPrefix(lines[2], "REFUSED 3 ") {
+		t.Errorf("verify --follow printed %q, want %q and two refusals", lines, want)
+	}
+}
+
+func isUsageError(err error) bool {
+	var e *exitError
+	return errors.As(err, &e) && e.code == exitUsage
 }
