@@ -147,7 +147,9 @@ func TestVerify(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"verify", "--signer", signerKey, "--follow", "--seq", "1"}, &stdout, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"verify", "--signer", signerKey, "--follow", "--seq", "1"}, &stdout, io.Discard)
+	}()
 	daemontest.WaitFor(t, 10*time.Second, "three lines of --follow", func() bool { return strings.Count(stdout.String(), "\n") == 3 })
 	cancel()
 	if err := <-done; err != nil {
