@@ -51,6 +51,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runRequest(ctx, args, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args, stdout, stderr)
+	case "provision":
+		return runProvision(ctx, args, stdout, stderr)
 	case "simulate":
 		ctx, stop := exitWithParent(ctx, parentPoll, os.Getppid)
 		defer stop()
@@ -76,6 +78,7 @@ Usage:
   bridge [run]          the daemon: consume status.requested.*, publish status.resolved.*.*
   bridge sandbox        embedded NATS + provider simulators + the daemon, resolving demo requests
   bridge request        publish one request (--provider P --reference R [--wait]) and print its event
+  bridge provision      create the streams, buckets and consumer (as the NATS provisioner), then exit
   bridge verify         check events' signatures (--signer KEY --seq N, or --follow)
   bridge simulate       the IAK, Ayopop and AppotaPay simulators as a standalone HTTP server
   bridge bench          load-test the real pipeline and print throughput, latency and memory

@@ -663,7 +663,7 @@ func commands(t *testing.T) []string {
 
 // flagCommands are the commands that parse flags; the others (run, config,
 // version, help) take none, and `bridge run -h` would start the daemon.
-var flagCommands = []string{"sandbox", "request", "simulate", "bench", "verify"}
+var flagCommands = []string{"sandbox", "request", "simulate", "bench", "verify", "provision"}
 
 // commandFlags returns the flags `bridge <cmd> -h` prints; none for a
 // command that takes no flags.

@@ -165,3 +165,31 @@ func isUsageError(err error) bool {
 	var e *exitError
 	return errors.As(err, &e) && e.code == exitUsage
 }
+
+// TestProvision runs `bridge provision` as the provisioner, after which a
+// bridge binds with its own role; the bridge's role may not provision.
+func TestProvision(t *testing.T) {
+	w := daemontest.NewWorld(t)
+	s, passwords := daemontest.StartNATSFromConfig(t, filepath.Join(deployDir, "nats", "nats.conf"))
+	provision := func(user string) (string, error) {
+		asUser(t, s.ClientURL(), user, passwords[user])
+		t.Setenv("BRIDGE_STREAM_REPLICAS", "1")
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"provision", "--timeout", "5s"}, &stdout, &stderr)
+		return stdout.String() + stderr.String(), err
+	}
+	if out, err := provision("bridge"); err == nil || !strings.Contains(err.Error(), "Permissions Violation") {
+		t.Errorf("provision as the bridge: %v, want a refusal\n%s", err, out)
+	}
+	out, err := provision("provisioner")
+	if err != nil || !strings.Contains(out, "provisioned streams STATUS_REQUESTS") {
+		t.Fatalf("bridge provision as provisioner: %v\n%s", err, out)
+	}
+	w.UseNATS(s.ClientURL(), nats.UserInfo("provisioner", passwords["provisioner"]))
+	w.Config.NatsUser, w.Config.NatsPassword, w.Config.Provision = "bridge", providers.Secret(passwords["bridge"]), false
+	w.StartBridge()
+	id := w.Request("iak", "provisioned-1", "success#provisioned-1", "")
+	if e := w.WaitEvents(10*time.Second, id)[id]; e.Event.Data.Status != "success" {
+		t.Errorf("event %s", e.Raw)
+	}
+}
