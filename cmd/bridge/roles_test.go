@@ -26,7 +26,7 @@ import (
 func rolesWorld(t *testing.T, configure ...func(*daemontest.World)) (w *daemontest.World, url string, passwords map[string]string) {
 	t.Helper()
 	w = daemontest.NewWorld(t)
-	s, passwords := daemontest.StartNATSFromConfig(t, filepath.Join(deployDir, "nats", "nats.conf"))
+	s, passwords := daemontest.StartNATSFromConfig(t, filepath.Join(deployDir, "nats", "nats.conf"), nil)
 	w.UseNATS(s.ClientURL(), nats.UserInfo("provisioner", passwords["provisioner"]))
 	if _, err := topology.Provision(t.Context(), w.JS, w.Config.Topology()); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func isUsageError(err error) bool {
 // bridge binds with its own role; the bridge's role may not provision.
 func TestProvision(t *testing.T) {
 	w := daemontest.NewWorld(t)
-	s, passwords := daemontest.StartNATSFromConfig(t, filepath.Join(deployDir, "nats", "nats.conf"))
+	s, passwords := daemontest.StartNATSFromConfig(t, filepath.Join(deployDir, "nats", "nats.conf"), nil)
 	provision := func(user string) (string, error) {
 		asUser(t, s.ClientURL(), user, passwords[user])
 		t.Setenv("BRIDGE_STREAM_REPLICAS", "1")

@@ -131,7 +131,7 @@ func rolesConfig(c *config.Config) {
 func TestNATSRoles(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, rolesConfig)
-	s, passwords := daemontest.StartNATSFromConfig(t, natsConf)
+	s, passwords := daemontest.StartNATSFromConfig(t, natsConf, nil)
 	url := s.ClientURL()
 	roles := map[string]*roleConn{}
 	for user, pw := range passwords {

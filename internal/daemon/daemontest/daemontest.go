@@ -484,12 +484,13 @@ var NATSRoles = map[string]string{
 }
 
 // LoadNATSConfig reads a nats-server configuration file as the server does,
-// with a fresh password for each of NATSRoles, and returns the options and
-// the passwords by user. The passwords are defined as variables of the
+// with the given password for each of NATSRoles (by user; a fresh random
+// one for a user not given), and returns the options and the passwords by
+// user. The passwords are defined as variables of the
 // configuration (written before the file's own text in a copy), which the
 // server resolves before the environment, so tests need not change the
 // process environment and can run in parallel.
-func LoadNATSConfig(t testing.TB, path string) (*server.Options, map[string]string) {
+func LoadNATSConfig(t testing.TB, path string, given map[string]string) (*server.Options, map[string]string) {
 	t.Helper()
 	conf, err := os.ReadFile(path)
 	if err != nil {
@@ -498,7 +499,10 @@ func LoadNATSConfig(t testing.TB, path string) (*server.Options, map[string]stri
 	passwords := map[string]string{}
 	var vars strings.Builder
 	for user, env := range NATSRoles {
-		passwords[user] = user + "-" + rand.Text()
+		passwords[user] = given[user]
+		if passwords[user] == "" {
+			passwords[user] = user + "-" + rand.Text()
+		}
 		fmt.Fprintf(&vars, "%s: %q\n", env, passwords[user])
 	}
 	copied := filepath.Join(t.TempDir(), filepath.Base(path))
@@ -513,11 +517,11 @@ func LoadNATSConfig(t testing.TB, path string) (*server.Options, map[string]stri
 }
 
 // StartNATSFromConfig runs nats-server with the configuration file at path
-// (LoadNATSConfig), changing only what a test must: a free loopback port,
+// and the passwords given (LoadNATSConfig), changing only what a test must: a free loopback port,
 // no monitoring port, a temporary store, no logs or signal handlers.
-func StartNATSFromConfig(t testing.TB, path string) (*server.Server, map[string]string) {
+func StartNATSFromConfig(t testing.TB, path string, given map[string]string) (*server.Server, map[string]string) {
 	t.Helper()
-	opts, passwords := LoadNATSConfig(t, path)
+	opts, passwords := LoadNATSConfig(t, path, given)
 	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", server.RANDOM_PORT, 0
 	opts.StoreDir = t.TempDir()
 	opts.NoLog, opts.NoSigs = true, true
