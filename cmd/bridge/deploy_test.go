@@ -1361,6 +1361,11 @@ func TestDeployKubernetes(t *testing.T) {
 	}
 	cfg := loadConfigWith(t, withCredentials(t, env))
 	checkProviders(t, "deployment", cfg)
+	// The bridge connects as the bridge role of deploy/nats/nats.conf, its
+	// password a file of the Secret (k.env reads it from there).
+	if _, role := daemontest.NATSRoles[cfg.NatsUser]; cfg.NatsUser != "bridge" || !role || !cfg.NatsPassword.IsSet() || cfg.NatsPasswordFile == "" {
+		t.Errorf("deployment: NATS user %q (password file %q); want the bridge role of nats.conf with BRIDGE_NATS_PASSWORD_FILE", cfg.NatsUser, env["BRIDGE_NATS_PASSWORD_FILE"])
+	}
 	if !cfg.Provision && cfg.NatsURL == "" {
 		t.Error("configmap: BRIDGE_PROVISION=false needs an external NATS (BRIDGE_NATS_URL)")
 	}
