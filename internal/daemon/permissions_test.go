@@ -407,6 +407,9 @@ func TestNATSRoles(t *testing.T) {
 	if info, err := cons.Info(ctx); err != nil || info.NumAckPending != 0 || info.AckFloor.Stream == 0 {
 		t.Errorf("subscriber's consumer after acks: %+v, %v", info, err)
 	}
+	if err := sub.js.DeleteConsumer(ctx, topo.EventsStream, "notifier"); err != nil {
+		t.Errorf("subscriber: delete its consumer: %v", err)
+	}
 	// And live events through core NATS.
 	if s, err := sub.nc.SubscribeSync("status.resolved.>"); err != nil {
 		t.Errorf("subscriber: subscribe to events: %v", err)
@@ -422,6 +425,15 @@ func TestNATSRoles(t *testing.T) {
 				t.Errorf("%s: %s", r.user, s)
 			}
 		}
+	}
+
+	// The bridge stops within its role too (its bucket watch deletes its
+	// consumer).
+	if err := b.Stop(); err != nil {
+		t.Fatalf("bridge stopped with %v", err)
+	}
+	if l := strings.ToLower(b.Logs.String()); strings.Contains(l, "permission") || strings.Contains(l, "authorization") {
+		t.Errorf("the bridge met a refusal while it stopped:\n%s", b.Logs)
 	}
 }
 
