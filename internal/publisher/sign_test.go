@@ -1,7 +1,10 @@
 package publisher
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -108,4 +111,27 @@ func TestSignerMustSign(t *testing.T) {
 	if _, err := p.Publish(t.Context(), "status.resolved.iak.success", fullEvent()); err == nil {
 		t.Error("an event signed by a curve key (which cannot sign) was published")
 	}
+}
+
+func ExampleVerifyEvent() {
+	// The bridge's seed (BRIDGE_EVENT_SIGNING_SEED_FILE) and its public
+	// key, which subscribers are given.
+	seed, _ := nkeys.CreateAccount()
+	trusted, _ := seed.PublicKey()
+
+	// An event message as the bridge publishes it when it signs.
+	payload := []byte(`{"specversion":"1.0","id":"…","data":{"status":"success"}}`)
+	sig, _ := seed.Sign(payload)
+	header := nats.Header{}
+	header.Set(HeaderSigner, trusted)
+	header.Set(HeaderSignature, base64.RawURLEncoding.EncodeToString(sig))
+
+	fmt.Println(VerifyEvent(payload, header, trusted))
+	forged := bytes.Replace(payload, []byte("success"), []byte("failed!"), 1)
+	fmt.Println(errors.Is(VerifyEvent(forged, header, trusted), ErrBadSignature))
+	fmt.Println(errors.Is(VerifyEvent(payload, nil, trusted), ErrUnsigned))
+	// Output:
+	// <nil>
+	// true
+	// true
 }
