@@ -197,7 +197,7 @@ func providerSecretVars(t *testing.T, vars map[string]string) []string {
 	return out
 }
 
-var bridgeVarRE = regexp.MustCompile(`BRIDGE_[A-Z0-9_]+`)
+var bridgeVarRE = regexp.MustCompile(`\bBRIDGE_[A-Z0-9_]+`) // not NATS_BRIDGE_PASSWORD, a variable of nats.conf
 
 func TestDeployVariablesExist(t *testing.T) {
 	vars := configVars(t)
@@ -437,6 +437,7 @@ type composeService struct {
 	ReadOnly        bool              `yaml:"read_only"`
 	Restart         string            `yaml:"restart"`
 	Healthcheck     any               `yaml:"healthcheck"`
+	Profiles        []string          `yaml:"profiles"`
 }
 
 type composeFile struct {
@@ -508,8 +509,8 @@ func TestDeployCompose(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"bridge", "nats", "simulators"}) {
-		t.Fatalf("compose services %v, want bridge, nats, simulators (teach deploy_test.go any other)", names)
+	if !slices.Equal(names, []string{"bridge", "nats", "provision", "requester", "simulators"}) {
+		t.Fatalf("compose services %v, want bridge, nats, provision, requester, simulators (teach deploy_test.go any other)", names)
 	}
 	natsSvc, simSvc, bridgeSvc := c.Services["nats"], c.Services["simulators"], c.Services["bridge"]
 
@@ -536,10 +537,7 @@ func TestDeployCompose(t *testing.T) {
 	if confPath == "" || filepath.Clean(mounted) != filepath.Join(deployDir, "nats", "nats.conf") {
 		t.Errorf("compose nats: command %q and volumes %q do not run the server with deploy/nats/nats.conf", natsSvc.Command, natsSvc.Volumes)
 	}
-	natsOpts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "nats.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	natsOpts, _ := daemontest.LoadNATSConfig(t, filepath.Join(deployDir, "nats", "nats.conf"), nil)
 	if !natsOpts.JetStream || !natsOpts.SyncAlways {
 		t.Errorf("compose nats: JetStream %v, sync_interval always %v; want both", natsOpts.JetStream, natsOpts.SyncAlways)
 	}
@@ -547,8 +545,44 @@ func TestDeployCompose(t *testing.T) {
 		t.Errorf("compose nats: ports %q do not publish the monitoring port %d", natsSvc.Ports, natsOpts.HTTPPort)
 	}
 
-	// Both bridge services run the image deploy/Dockerfile builds.
-	for _, n := range []string{"simulators", "bridge"} {
+	// The NATS roles: the server reads each user's password from its
+	// environment, each client from its secret file, and they match.
+	given := map[string]string{}
+	for user, env := range daemontest.NATSRoles {
+		if natsSvc.Environment[env] == "" {
+			t.Errorf("compose nats: %s is not set; nats.conf reads the %s password from it", env, user)
+		}
+		given[user] = natsSvc.Environment[env]
+	}
+	roleServer, _ := daemontest.StartNATSFromConfig(t, filepath.Join(deployDir, "nats", "nats.conf"), given)
+	for svc, user := range map[string]string{"bridge": "bridge", "provision": "provisioner", "requester": "requester"} {
+		cfg := loadConfigWith(t, composeEnv(t, c, svc))
+		if cfg.NatsUser != user {
+			t.Errorf("compose %s: BRIDGE_NATS_USER %q, want the %s role", svc, cfg.NatsUser, user)
+		}
+		auth, err := daemon.NATSAuth(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(roleServer.ClientURL(), auth...)
+		if err != nil {
+			t.Errorf("compose %s: nats.conf refuses its credentials: %v", svc, err)
+			continue
+		}
+		nc.Close()
+	}
+	if p := c.Services["provision"]; !slices.Equal(p.Command, []string{"provision"}) || p.Environment["BRIDGE_STREAM_REPLICAS"] != "1" {
+		t.Errorf("compose provision: command %q, BRIDGE_STREAM_REPLICAS %q; want provision with one replica (one server)", p.Command, p.Environment["BRIDGE_STREAM_REPLICAS"])
+	}
+	if dep, _ := bridgeSvc.DependsOn["provision"].(map[string]any); dep["condition"] != "service_completed_successfully" {
+		t.Errorf("compose bridge: depends on provision with %v, want condition service_completed_successfully", bridgeSvc.DependsOn["provision"])
+	}
+	if v := bridgeSvc.Environment["BRIDGE_PROVISION"]; v != "false" {
+		t.Errorf("compose bridge: BRIDGE_PROVISION=%q; the bridge's role binds, the provision service creates", v)
+	}
+
+	// Every service but nats runs the image deploy/Dockerfile builds.
+	for _, n := range []string{"simulators", "bridge", "provision", "requester"} {
 		b := c.Services[n].Build
 		if b == nil || filepath.Join(deployDir, filepath.FromSlash(b.Context), filepath.FromSlash(b.Dockerfile)) != filepath.Join(deployDir, "Dockerfile") {
 			t.Errorf("compose %s: build %+v is not deploy/Dockerfile with the repository root as context", n, b)
@@ -584,7 +618,7 @@ func TestDeployCompose(t *testing.T) {
 			t.Errorf("deploy/%s: not a secret of compose.yaml", f)
 		}
 	}
-	for _, n := range []string{"simulators", "bridge"} {
+	for _, n := range []string{"simulators", "bridge", "provision", "requester"} {
 		for k := range c.Services[n].Environment {
 			if vars[k] == "providers.Secret" {
 				t.Errorf("compose %s: %s is set in the environment; use %s_FILE and a compose secret", n, k, k)
@@ -733,10 +767,7 @@ func TestDeployNATS(t *testing.T) {
 	prod := productionConfig(t)
 	topo := prod.Topology()
 
-	opts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "nats.conf"))
-	if err != nil {
-		t.Fatalf("deploy/nats/nats.conf: %v", err)
-	}
+	opts, passwords := daemontest.LoadNATSConfig(t, filepath.Join(deployDir, "nats", "nats.conf"), nil)
 	if !opts.JetStream || !opts.SyncAlways || opts.StoreDir == "" {
 		t.Errorf("deploy/nats/nats.conf: jetstream %v, sync_interval always %v, store_dir %q; want JetStream with a store_dir and sync_interval: always", opts.JetStream, opts.SyncAlways, opts.StoreDir)
 	}
@@ -805,7 +836,10 @@ func TestDeployNATS(t *testing.T) {
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server with deploy/nats/nats.conf did not start")
 	}
-	nc, js := jsConnect(t, s.ClientURL())
+	// The operator creates them as the provisioner; the bridge binds as
+	// itself.
+	nc, _ := jsConnect(t, s.ClientURL(), nats.UserInfo("provisioner", passwords["provisioner"]))
+	_, js := jsConnect(t, s.ClientURL(), nats.UserInfo("bridge", passwords["bridge"]))
 	for _, f := range filesOf(t, "stream") {
 		body := withOneReplica(t, readDeploy(t, f))
 		var sc server.StreamConfig
@@ -860,9 +894,9 @@ func TestDeployNATS(t *testing.T) {
 	}
 }
 
-func jsConnect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+func jsConnect(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1327,6 +1361,11 @@ func TestDeployKubernetes(t *testing.T) {
 	}
 	cfg := loadConfigWith(t, withCredentials(t, env))
 	checkProviders(t, "deployment", cfg)
+	// The bridge connects as the bridge role of deploy/nats/nats.conf, its
+	// password a file of the Secret (k.env reads it from there).
+	if _, role := daemontest.NATSRoles[cfg.NatsUser]; cfg.NatsUser != "bridge" || !role || !cfg.NatsPassword.IsSet() || cfg.NatsPasswordFile == "" {
+		t.Errorf("deployment: NATS user %q (password file %q); want the bridge role of nats.conf with BRIDGE_NATS_PASSWORD_FILE", cfg.NatsUser, env["BRIDGE_NATS_PASSWORD_FILE"])
+	}
 	if !cfg.Provision && cfg.NatsURL == "" {
 		t.Error("configmap: BRIDGE_PROVISION=false needs an external NATS (BRIDGE_NATS_URL)")
 	}
@@ -1449,10 +1488,7 @@ func TestDeployKEDA(t *testing.T) {
 	if minR != k.deployment.Spec.Replicas || maxR < minR {
 		t.Errorf("keda: replicas %d to %d, want from the Deployment's %d up", minR, maxR, k.deployment.Spec.Replicas)
 	}
-	natsOpts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "nats.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	natsOpts, _ := daemontest.LoadNATSConfig(t, filepath.Join(deployDir, "nats", "nats.conf"), nil)
 	types := map[string]bool{}
 	for _, tr := range so.Triggers {
 		types[tr.Type] = true

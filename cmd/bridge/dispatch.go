@@ -57,6 +57,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runRerequest(ctx, args, stdout, stderr)
 	case "deadletters":
 		return runDeadletters(ctx, args, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, args, stdout, stderr)
+	case "provision":
+		return runProvision(ctx, args, stdout, stderr)
 	case "simulate":
 		ctx, stop := exitWithParent(ctx, parentPoll, os.Getppid)
 		defer stop()
@@ -86,6 +90,8 @@ Usage:
   bridge cancel         stop checking a request: its event is expired, reason cancelled
   bridge rerequest      re-submit the requests behind chosen events (--status S --reason R --since D [--send])
   bridge deadletters    the dead letters: list, or show <sequence>
+  bridge provision      create the streams, buckets and consumer (as the NATS provisioner), then exit
+  bridge verify         check events' signatures (--signer KEY --seq N, or --follow)
   bridge simulate       the IAK, Ayopop and AppotaPay simulators as a standalone HTTP server
   bridge bench          load-test the real pipeline and print throughput, latency and memory
   bridge config         every BRIDGE_* variable with its default and meaning

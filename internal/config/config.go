@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/statusbridge/statusbridge/internal/providers"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
 	"github.com/statusbridge/statusbridge/internal/topology"
@@ -43,6 +45,11 @@ type Config struct {
 
 	NatsPasswordFile string `split_words:"true" desc:"file holding BRIDGE_NATS_PASSWORD"`
 	NatsTokenFile    string `split_words:"true" desc:"file holding BRIDGE_NATS_TOKEN"`
+
+	EventSigningSeedFile string `split_words:"true" desc:"file holding an nkey seed (user, account, ...) that signs every event: headers Statusbridge-Signer (its public key) and Statusbridge-Signature (Ed25519 over the payload, base64url); empty: unsigned"`
+	// EventSigningSeed is what ReadSecretFiles read from
+	// BRIDGE_EVENT_SIGNING_SEED_FILE; the seed has no variable of its own.
+	EventSigningSeed providers.Secret `ignored:"true"`
 
 	DataDir            string `split_words:"true" default:"./data" desc:"JetStream store of the embedded nats-server"`
 	EmbeddedListen     string `split_words:"true" default:"127.0.0.1:4222" desc:"client address of the embedded nats-server (port 0: any free port)"`
@@ -205,6 +212,9 @@ func (c Config) Validate() error {
 	if _, err := c.Providers(nil); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.EventSigner(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -288,6 +298,7 @@ func (c *Config) ReadSecretFiles() error {
 	files := []secretFile{
 		{"BRIDGE_NATS_PASSWORD", &c.NatsPassword, c.NatsPasswordFile},
 		{"BRIDGE_NATS_TOKEN", &c.NatsToken, c.NatsTokenFile},
+		{"BRIDGE_EVENT_SIGNING_SEED", &c.EventSigningSeed, c.EventSigningSeedFile},
 	}
 	for _, p := range c.registered() {
 		for _, s := range p.secrets {
@@ -312,6 +323,26 @@ func (c *Config) ReadSecretFiles() error {
 		*s.value = providers.Secret(strings.TrimRight(string(b), "\r\n"))
 	}
 	return errors.Join(errs...)
+}
+
+// EventSigner is the key that signs events (BRIDGE_EVENT_SIGNING_SEED_FILE,
+// read by ReadSecretFiles), nil when events are unsigned. Any nkey seed that
+// can sign will do; the error never quotes the seed.
+func (c Config) EventSigner() (nkeys.KeyPair, error) {
+	if !c.EventSigningSeed.IsSet() {
+		if c.EventSigningSeedFile != "" && c.EventSigningSeed == "" {
+			return nil, errors.New("BRIDGE_EVENT_SIGNING_SEED_FILE is empty or was not read")
+		}
+		return nil, nil
+	}
+	kp, err := nkeys.FromSeed([]byte(c.EventSigningSeed.Reveal()))
+	if err != nil {
+		return nil, errors.New("BRIDGE_EVENT_SIGNING_SEED_FILE does not hold an nkey seed (nsc generate nkey --account, or nk -gen user)")
+	}
+	if _, err := kp.Sign(nil); err != nil {
+		return nil, errors.New("BRIDGE_EVENT_SIGNING_SEED_FILE holds a curve (X) key, which cannot sign; use a user or account seed")
+	}
+	return kp, nil
 }
 
 // schedule is the global schedule with o applied.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nkeys"
 
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/providers"
@@ -365,4 +366,68 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestEventSigningSeed reads the seed that signs events at load, as the
+// other secret files, and refuses a file that holds no usable seed without
+// quoting it.
+func TestEventSigningSeed(t *testing.T) {
+	user, _ := nkeys.CreateUser()
+	account, _ := nkeys.CreateAccount()
+	curve, _ := nkeys.CreateCurveKeys()
+	seedOf := func(kp nkeys.KeyPair) string {
+		s, err := kp.Seed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(s)
+	}
+	publicOf := func(kp nkeys.KeyPair) string {
+		p, _ := kp.PublicKey()
+		return p
+	}
+	tests := []struct {
+		name, file string // file: the content; "-" for no variable
+		signer     string // the public key expected; "" for unsigned
+		problem    string // part of the error expected; "" for none
+	}{
+		{"unset: unsigned", "-", "", ""},
+		{"a user seed", seedOf(user) + "\n", publicOf(user), ""},
+		{"an account seed", seedOf(account), publicOf(account), ""},
+		{"not a seed", "SUTHIS-IS-NOT-A-SEED-BUT-LOOKS-LIKE-ONE", "", "BRIDGE_EVENT_SIGNING_SEED_FILE does not hold an nkey seed"},
+		{"a public key, not a seed", publicOf(user), "", "BRIDGE_EVENT_SIGNING_SEED_FILE does not hold an nkey seed"},
+		{"a curve key, which cannot sign", seedOf(curve), "", "cannot sign"},
+		{"an empty file", "\n", "", "BRIDGE_EVENT_SIGNING_SEED_FILE is empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{}
+			if tc.file != "-" {
+				env["BRIDGE_EVENT_SIGNING_SEED_FILE"] = writeSecret(t, "seed.nk", tc.file)
+			}
+			setEnv(t, env)
+			c, _, err := config.Load()
+			if tc.problem == "" && strings.Contains(errString(err), "SIGNING") || !strings.Contains(errString(err), tc.problem) {
+				t.Fatalf("Load: %v, want a problem %q", err, tc.problem)
+			}
+			providertest.AssertNoSecrets(t, []string{strings.TrimSpace(tc.file)}, errString(err))
+			if tc.problem != "" {
+				return
+			}
+			kp, err := c.EventSigner()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if kp != nil {
+				got = publicOf(kp)
+			}
+			if got != tc.signer {
+				t.Errorf("signer %q, want %q", got, tc.signer)
+			}
+			if strings.Contains(c.EventSigningSeed.String(), "SU") || strings.Contains(c.EventSigningSeed.String(), "SA") {
+				t.Errorf("the seed prints as %q", c.EventSigningSeed)
+			}
+		})
+	}
 }

@@ -172,6 +172,16 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}()
 		tp = p.TracerProvider
 	}
+	signer, err := cfg.EventSigner() // validated above
+	if err != nil {
+		return err
+	}
+	var pubOpts []publisher.Option
+	if signer != nil {
+		public, _ := signer.PublicKey()
+		log.Info("events are signed", "signer", public)
+		pubOpts = append(pubOpts, publisher.WithSigner(signer))
+	}
 	sub, err := subscriber.New(subscriber.Config{
 		Concurrency:     cfg.Concurrency,
 		RequestTimeout:  cfg.RequestTimeout,
@@ -186,7 +196,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}, subscriber.Options{
 		Consumer:  cons,
 		Rebind:    bind,
-		Publisher: publisher.New(js, topo.EventsStream, topo.DeadLetterStream),
+		Publisher: publisher.New(js, topo.EventsStream, topo.DeadLetterStream, pubOpts...),
 		Providers: clients,
 		Logger:    log,
 		Metrics:   m,

@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // Header names on dead-letter messages.
@@ -37,12 +38,17 @@ type streamPublisher interface {
 type Publisher struct {
 	js                             streamPublisher
 	eventsStream, deadLetterStream string
+	signer                         nkeys.KeyPair // nil: events are unsigned
 }
 
 // New returns a Publisher that expects events to land in eventsStream and
 // dead letters in deadLetterStream (a publish that lands elsewhere fails).
-func New(js streamPublisher, eventsStream, deadLetterStream string) *Publisher {
-	return &Publisher{js: js, eventsStream: eventsStream, deadLetterStream: deadLetterStream}
+func New(js streamPublisher, eventsStream, deadLetterStream string, opts ...Option) *Publisher {
+	p := &Publisher{js: js, eventsStream: eventsStream, deadLetterStream: deadLetterStream}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Publish sends ev to subject with Nats-Msg-Id = ev.ID (and ev's trace
@@ -60,6 +66,11 @@ func (p *Publisher) Publish(ctx context.Context, subject string, ev Event) (dupl
 		msg.Header.Set(HeaderTraceParent, ev.TraceParent)
 		if ev.TraceState != "" {
 			msg.Header.Set(HeaderTraceState, ev.TraceState)
+		}
+	}
+	if p.signer != nil {
+		if err := p.sign(msg); err != nil {
+			return false, err
 		}
 	}
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(p.eventsStream))

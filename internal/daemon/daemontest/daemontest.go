@@ -8,12 +8,14 @@ package daemontest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -479,4 +481,67 @@ func LogLines(t testing.TB, logs string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// NATSRoles maps each user of deploy/nats/nats.conf to the environment
+// variable nats-server reads its password from.
+var NATSRoles = map[string]string{
+	"bridge":      "NATS_BRIDGE_PASSWORD",
+	"requester":   "NATS_REQUESTER_PASSWORD",
+	"subscriber":  "NATS_SUBSCRIBER_PASSWORD",
+	"provisioner": "NATS_PROVISIONER_PASSWORD",
+}
+
+// LoadNATSConfig reads a nats-server configuration file as the server does,
+// with the given password for each of NATSRoles (by user; a fresh random
+// one for a user not given), and returns the options and the passwords by
+// user. The passwords are defined as variables of the
+// configuration (written before the file's own text in a copy), which the
+// server resolves before the environment, so tests need not change the
+// process environment and can run in parallel.
+func LoadNATSConfig(t testing.TB, path string, given map[string]string) (*server.Options, map[string]string) {
+	t.Helper()
+	conf, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwords := map[string]string{}
+	var vars strings.Builder
+	for user, env := range NATSRoles {
+		passwords[user] = given[user]
+		if passwords[user] == "" {
+			passwords[user] = user + "-" + rand.Text()
+		}
+		fmt.Fprintf(&vars, "%s: %q\n", env, passwords[user])
+	}
+	copied := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(copied, append([]byte(vars.String()), conf...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(copied)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return opts, passwords
+}
+
+// StartNATSFromConfig runs nats-server with the configuration file at path
+// and the passwords given (LoadNATSConfig), changing only what a test must: a free loopback port,
+// no monitoring port, a temporary store, no logs or signal handlers.
+func StartNATSFromConfig(t testing.TB, path string, given map[string]string) (*server.Server, map[string]string) {
+	t.Helper()
+	opts, passwords := LoadNATSConfig(t, path, given)
+	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", server.RANDOM_PORT, 0
+	opts.StoreDir = t.TempDir()
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("nats-server with %s did not start", path)
+	}
+	return s, passwords
 }
