@@ -1097,7 +1097,8 @@ type k8sManifests struct {
 	secret     k8sSecret
 	deployment k8sDeployment
 	pdb        k8sPDB
-	service    k8sService
+	service    k8sService // /metrics
+	callbacks  k8sService // the callback listener
 	scaled     kedaScaledObject
 }
 
@@ -1133,6 +1134,9 @@ func readK8s(t *testing.T) k8sManifests {
 				target = &k.pdb
 			case "v1 Service":
 				target = &k.service
+				if h.Metadata.Name == "statusbridge-callbacks" {
+					target, h.Kind = &k.callbacks, "callbacks Service"
+				}
 			case "keda.sh/v1alpha1 ScaledObject":
 				target = &k.scaled
 			default:
@@ -1147,7 +1151,7 @@ func readK8s(t *testing.T) k8sManifests {
 			}
 		}
 	}
-	for _, kind := range []string{"ConfigMap", "Secret", "Deployment", "PodDisruptionBudget", "Service", "ScaledObject"} {
+	for _, kind := range []string{"ConfigMap", "Secret", "Deployment", "PodDisruptionBudget", "Service", "callbacks Service", "ScaledObject"} {
 		if _, ok := seen[kind]; !ok {
 			t.Fatalf("deploy/k8s has no %s", kind)
 		}
@@ -1377,8 +1381,23 @@ func TestDeployKubernetes(t *testing.T) {
 	if p := httpPort(t, cfg.HttpAddr); p != port {
 		t.Errorf("configmap: BRIDGE_HTTP_ADDR port %d, want the default %d the image exposes", p, port)
 	}
-	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != port {
-		t.Errorf("deployment: container ports %+v, want %d", c.Ports, port)
+	// The callback listener: a port of its own and a Service of its own,
+	// which Prometheus does not scrape.
+	callbackPort := 0
+	if cfg.CallbackAddr != "" {
+		callbackPort = httpPort(t, cfg.CallbackAddr)
+	}
+	if callbackPort == 0 || callbackPort == port {
+		t.Errorf("configmap: BRIDGE_CALLBACK_ADDR %q, want a port of its own", cfg.CallbackAddr)
+	}
+	if len(c.Ports) != 2 || portNumber(t, c, "http") != port || portNumber(t, c, "callbacks") != callbackPort {
+		t.Errorf("deployment: container ports %+v, want http %d and callbacks %d", c.Ports, port, callbackPort)
+	}
+	if ps := k.callbacks.Spec.Ports; len(ps) != 1 || portNumber(t, c, ps[0].TargetPort) != callbackPort {
+		t.Errorf("callbacks service: ports %+v do not reach %d", ps, callbackPort)
+	}
+	if len(k.callbacks.Metadata.Annotations) > 0 || !maps.Equal(k.callbacks.Spec.Selector, k.service.Spec.Selector) {
+		t.Errorf("callbacks service: annotations %v (never scraped), selector %v (the bridge's pods)", k.callbacks.Metadata.Annotations, k.callbacks.Spec.Selector)
 	}
 	paths := map[string]string{}
 	for what, p := range map[string]*k8sProbe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {

@@ -346,6 +346,10 @@ func TestEndToEndAyopopAndAppotaPay(t *testing.T) {
 	w.StartBridge()
 
 	soon := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	// AppotaPay's 429 (app-4) cuts its shared rate, which then climbs back
+	// over seconds: its requests with a deadline get room to be checked on
+	// a loaded machine.
+	later := time.Now().Add(4 * time.Second).UTC().Format(time.RFC3339Nano)
 	tests := []struct {
 		provider, reference, extra string
 		status, reason             string
@@ -362,9 +366,9 @@ func TestEndToEndAyopopAndAppotaPay(t *testing.T) {
 		{"appotapay", "failed#app-3", "", "failed", "provider_failed", 1},
 		{"appotapay", "ratelimit,garbage,success#app-4", "", "success", "", 3},
 		{"appotapay", "notfound#app-5", "", "failed", "not_found", -1},
-		{"appotapay", "badsig#app-6", `,"deadline":"` + soon + `"`, "expired", "bad_signature", -1},
+		{"appotapay", "badsig#app-6", `,"deadline":"` + later + `"`, "expired", "bad_signature", -1},
 		{"appotapay", "badsig,unsigned,success#app-7", "", "success", "", 3},
-		{"appotapay", "autherror#app-8", `,"deadline":"` + soon + `"`, "expired", "auth_rejected", -1},
+		{"appotapay", "autherror#app-8", `,"deadline":"` + later + `"`, "expired", "auth_rejected", -1},
 		// Path-hostile characters reach the provider as one escaped segment.
 		{"appotapay", "success#app-9 a/b?c=d&e ../x%2F ü", "", "success", "", 1},
 		{"appotapay", "..", "", "success", "", 2}, // the default script: pending, success

@@ -164,7 +164,9 @@ func TestNATSRoles(t *testing.T) {
 	seed, _ := signer.Seed()
 	signerKey, _ := signer.PublicKey()
 	w.Config.EventSigningSeedFile = writeSecret(t, "events.nk", string(seed)+"\n")
+	w.Config.CallbackAddr = "127.0.0.1:0"
 	b := w.StartBridge()
+	w.Sim.SetCallbackURL("http://" + b.CallbackAddr + "/callbacks/ayopop")
 
 	soon := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
 	cases := []struct{ id, provider, reference, extra, status, reason string }{
@@ -243,25 +245,58 @@ func TestNATSRoles(t *testing.T) {
 		t.Errorf("the bridge met a refusal with its own role:\n%s", b.Logs)
 	}
 
-	// The service endpoints (the `statusbridge` micro service): the bridge
-	// may serve them, a requester may inspect, only an operator cancel.
-	for _, subject := range []string{"status.inspect", "status.cancel", "$SRV.PING.statusbridge"} {
-		s, err := bridge.nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte(`{"state":"unknown"}`)) })
-		if err != nil {
+	// The `statusbridge` service, served by the bridge with its role: a
+	// requester may inspect, only an operator cancel.
+	for _, c := range []struct {
+		who           *roleConn
+		subject, body string
+		want          string
+	}{
+		{req, "status.inspect", "roles-success", `"state":"resolved"`},
+		{prov, "status.inspect", "roles-failed", `"state":"resolved"`},
+		{prov, "$SRV.PING.statusbridge", "", `"name":"statusbridge"`},
+	} {
+		m, err := c.who.nc.Request(c.subject, []byte(c.body), 5*time.Second)
+		if err != nil || !strings.Contains(string(m.Data), c.want) {
+			t.Errorf("%s: request on %s: %v %s", c.who.user, c.subject, err, msgData(m))
+		}
+	}
+	// Callbacks and cancel settle parked requests outside their deliveries:
+	// the index of open requests, the checks bucket's watch and the publish
+	// all run with the bridge's role.
+	for _, id := range []string{"roles-callback", "roles-cancel"} {
+		body := fmt.Sprintf(`{"request_id":%q,"provider":"ayopop","reference":"pending*1000,success#%s"}`, id, id)
+		if _, err := req.js.Publish(ctx, topology.RequestSubject("ayopop"), []byte(body), jetstream.WithMsgID(id)); err != nil {
 			t.Fatal(err)
 		}
-		defer s.Unsubscribe() //nolint:errcheck // the test's end
 	}
-	if err := bridge.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		who     *roleConn
-		subject string
-	}{{req, "status.inspect"}, {prov, "status.inspect"}, {prov, "status.cancel"}, {prov, "$SRV.PING.statusbridge"}} {
-		if _, err := c.who.nc.Request(c.subject, []byte("roles-success"), 2*time.Second); err != nil {
-			t.Errorf("%s: request on %s: %v", c.who.user, c.subject, err)
+	daemontest.WaitFor(t, 10*time.Second, "both requests parked", func() bool {
+		for _, id := range []string{"roles-callback", "roles-cancel"} {
+			m, err := req.nc.Request("status.inspect", []byte(id), 5*time.Second)
+			if err != nil || !strings.Contains(string(m.Data), `"state":"parked"`) {
+				return false
+			}
 		}
+		return true
+	})
+	if status, err := w.Sim.AyopopCallback(ctx, "pending*1000,success#roles-callback", false); err != nil || status != 200 {
+		t.Errorf("callback: %d %v", status, err)
+	}
+	if m, err := prov.nc.Request("status.cancel", []byte("roles-cancel"), 5*time.Second); err != nil || !strings.Contains(string(m.Data), `"reason":"cancelled"`) {
+		t.Errorf("provisioner: cancel: %v %s", err, msgData(m))
+	}
+	settled := w.WaitEvents(10*time.Second, publisher.EventID("ayopop", "roles-callback"), publisher.EventID("ayopop", "roles-cancel"))
+	if d := settled[publisher.EventID("ayopop", "roles-callback")].Event.Data; d.Status != publisher.StatusSuccess {
+		t.Errorf("the callback's request: %s/%s", d.Status, d.Reason)
+	}
+	if d := settled[publisher.EventID("ayopop", "roles-cancel")].Event.Data; d.Status != publisher.StatusExpired || d.Reason != publisher.ReasonCancelled {
+		t.Errorf("the cancelled request: %s/%s", d.Status, d.Reason)
+	}
+	daemontest.WaitFor(t, 10*time.Second, "the callback's confirming check", func() bool {
+		return b.Metric(t, `statusbridge_callback_checks_total{provider="ayopop",result="resolved"}`) == 1
+	})
+	if l := strings.ToLower(b.Logs.String()); strings.Contains(l, "permission") || strings.Contains(l, "authorization") {
+		t.Errorf("the bridge met a refusal with its own role:\n%s", b.Logs)
 	}
 	req.refusedRequest(t, "status.cancel")
 	sub.refusedRequest(t, "status.inspect")
@@ -454,4 +489,11 @@ func refusedAPI(t *testing.T, r *roleConn, call func(context.Context) error) {
 		defer r.mu.Unlock()
 		return len(r.violations) > 0
 	})
+}
+
+func msgData(m *nats.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return string(m.Data)
 }
