@@ -88,6 +88,7 @@ type Subscriber struct {
 	checksKV   jetstream.KeyValue
 	capm       *capacity.Metrics
 	flights    flights
+	records    sync.WaitGroup // state records written after their delivery
 	tracer     trace.Tracer
 
 	ready atomic.Bool
@@ -364,7 +365,11 @@ func (s *Subscriber) handBack(it jetstream.MessagesContext) {
 
 func (s *Subscriber) shutdown(wg *sync.WaitGroup) error {
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		wg.Wait()
+		s.records.Wait() // records of requests settled at first delivery
+		close(done)
+	}()
 	select {
 	case <-done:
 		s.log.Info("in-flight checks finished")
