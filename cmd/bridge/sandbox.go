@@ -58,7 +58,7 @@ func demoRequests(deadline time.Time) []demoRequest {
 		req("iak", "notfound#inv-1005", "IAK never heard of it: failed/not_found after the grace", ""),
 		req("ayopop", "pending,success#ayo-2001", "Ayopop processing, then success", ""),
 		req("ayopop", "failed#ayo-2002", "Ayopop failed", ""),
-		withCallback(req("ayopop", "pending*1000,success#ayo-2003", "Ayopop processing until its callback at 3s: confirmed at once, not at the deadline", withDeadline), 3*time.Second),
+		withCallback(req("ayopop", "pending*1000,success#ayo-2003", "Ayopop processing until its callback at 2s: confirmed at once, not at the deadline", withDeadline), 2*time.Second),
 		req("appotapay", "pending,success#app-3001", "AppotaPay pending, then a signed success", ""),
 		req("appotapay", "badsig#app-3002", "AppotaPay forged signature: never trusted, expired/bad_signature at the deadline", withDeadline),
 		req("iak", "pending#inv-1006", "IAK stays pending: expired/deadline", withDeadline),
