@@ -65,11 +65,10 @@ type Handler struct {
 	o       Options
 	mux     *http.ServeMux
 	slots   chan struct{}
-	ctx     context.Context
-	cancel  context.CancelFunc
 	running sync.WaitGroup
 
 	mu     sync.Mutex
+	closed bool
 	recent map[string]time.Time // provider+reference: when its last check started
 
 	m *Metrics
@@ -116,10 +115,8 @@ func New(o Options) *Handler {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handler{
 		o: o, slots: make(chan struct{}, max(o.Workers, 1)),
-		ctx: ctx, cancel: cancel,
 		recent: map[string]time.Time{},
 		m:      o.Metrics,
 	}
@@ -136,7 +133,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // Close stops accepting callbacks and waits for the checks under way.
 func (h *Handler) Close() {
 	h.mu.Lock()
-	h.cancel()
+	h.closed = true
 	h.mu.Unlock()
 	h.running.Wait()
 }
@@ -173,7 +170,7 @@ func (h *Handler) start(provider, reference string) string {
 	now := h.o.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ctx.Err() != nil {
+	if h.closed {
 		return Closed
 	}
 	if last, ok := h.recent[key]; ok && now.Sub(last) < Interval {
