@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon/daemontest"
 	"github.com/statusbridge/statusbridge/internal/providers/sim"
 	"github.com/statusbridge/statusbridge/internal/publisher"
@@ -204,4 +205,38 @@ func TestTraceSpans(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTraceContextOutsideTheDelivery: a request settled outside its
+// delivery (a cancel, a callback's confirming check) keeps its trace
+// context, stored with its state: its event carries the requester's
+// traceparent and tracestate.
+func TestTraceContextOutsideTheDelivery(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, func(c *config.Config) {
+		c.CallbackAddr = "127.0.0.1:0"
+		c.Backoff.Initial, c.Backoff.Max = time.Minute, time.Minute
+	})
+	b := w.StartBridge()
+	w.Sim.SetCallbackURL("http://" + b.CallbackAddr + "/callbacks/ayopop")
+	valid := traceparentOf(requesterTrace, requesterSpan)
+	h := nats.Header{"traceparent": {valid}, "tracestate": {"rojo=00f067aa0ba902b7"}}
+	const ref = "pending*1000,success#tp-outside"
+	id := publishTraced(t, w, "ayopop", "tp-outside", ref, h)
+	kv, err := w.JS.KeyValue(context.Background(), w.Config.ChecksBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemontest.WaitFor(t, 10*time.Second, "the request parked", func() bool { return len(openKeys(t, kv)) == 1 })
+	if _, err := w.Sim.AyopopCallback(context.Background(), ref, false); err != nil {
+		t.Fatal(err)
+	}
+	e := w.WaitEvents(10*time.Second, id)[id]
+	tp, ts, _ := extensions(t, e.Raw)
+	if e.Event.Data.Status != publisher.StatusSuccess || tp != valid || ts != "rojo=00f067aa0ba902b7" {
+		t.Errorf("event %s: traceparent %q, tracestate %q; want the requester's", e.Raw, tp, ts)
+	}
+	if got := e.Header.Get("traceparent"); got != valid {
+		t.Errorf("event header traceparent %q, want %q", got, valid)
+	}
 }

@@ -30,6 +30,10 @@ type checkState struct {
 	Attempts    int    `json:"attempts"`              // answered checks that served the request
 	LastCheck   int64  `json:"last_check,omitzero"`   // unix ns of the last answered check
 	LastOutcome string `json:"last_outcome,omitzero"` // as the checks metric names it
+	// TraceParent and TraceState are the request's trace context, so that
+	// an event published outside its delivery stays in its trace.
+	TraceParent string `json:"traceparent,omitzero"`
+	TraceState  string `json:"tracestate,omitzero"`
 
 	RequestID   string            `json:"request_id,omitzero"`
 	Provider    string            `json:"provider,omitzero"`

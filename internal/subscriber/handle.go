@@ -103,6 +103,9 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg) {
 	recorded := st.Seq == d.seq
 	st.RequestID, st.Provider, st.Reference, st.Seq = req.RequestID, provider, req.Reference, d.seq
 	st.RequestedAt, st.Deadline, st.Metadata = d.requestedAt, deadline, req.Metadata
+	if d.parent.IsValid() {
+		st.TraceParent, st.TraceState = traceparent(d.parent), d.parent.TraceState().String()
+	}
 	o := s.check(ctx, &d, req, client, st)
 	now := s.now()
 	if o.hold > 0 {

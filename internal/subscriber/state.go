@@ -11,6 +11,7 @@ import (
 
 	json "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/statusbridge/statusbridge/internal/metrics"
 	"github.com/statusbridge/statusbridge/internal/publisher"
@@ -221,8 +222,15 @@ func (s *Subscriber) settleOutside(ctx context.Context, lookup func(context.Cont
 		}
 		log := s.log.With("provider", st.Provider, "request_id", requestID)
 		ev := publisher.NewEvent(data)
+		subject := topology.ResolvedSubject(st.Provider, data.Status)
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-		dup, err := s.pub.Publish(pctx, topology.ResolvedSubject(st.Provider, data.Status), ev)
+		d := delivery{provider: st.Provider, requestID: requestID, base: s.log, parent: remoteParent(st.TraceParent, st.TraceState)}
+		if d.parent.IsValid() {
+			pctx = trace.ContextWithRemoteSpanContext(pctx, d.parent)
+		}
+		pctx, span := s.startPublish(pctx, d, subject, &ev)
+		dup, err := s.pub.Publish(pctx, subject, ev)
+		endPublish(span, dup, err)
 		cancel()
 		if err != nil {
 			// Recorded: the parked delivery publishes it when it comes back.

@@ -154,6 +154,19 @@ func spanOf(traceparent string) trace.SpanContext {
 	return trace.SpanContextFromContext(traceContext.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent}))
 }
 
+// remoteParent reads a request's stored trace context back as the remote
+// parent of the spans made for it outside its delivery.
+func remoteParent(traceparent, tracestate string) trace.SpanContext {
+	if traceparent == "" {
+		return trace.SpanContext{}
+	}
+	c := propagation.MapCarrier{"traceparent": traceparent}
+	if tracestate != "" {
+		c["tracestate"] = tracestate
+	}
+	return trace.SpanContextFromContext(traceContext.Extract(context.Background(), c))
+}
+
 // startCall starts the span of the provider call a traced request's
 // delivery makes, and hands it to the flight, so that requests joining
 // the check link their traces to it. It returns a nil span for a request
