@@ -50,6 +50,7 @@ type options struct {
 	modes        []string
 	baseline     string // another bridge binary, compared round by round with this one
 	parked       int
+	callbackRate int
 	parkFor      time.Duration
 	fresh        int
 	startupRuns  int
@@ -99,7 +100,11 @@ then successful, against an IAK that answers in 250 ms and allows 50 calls/s:
 
 --parked N parks N requests that stay pending (checked once, then parked for
 --park-for), then times --fresh immediate-success requests and reads the
-bridge's memory, with the daemon's default settings otherwise.
+bridge's memory, with the daemon's default settings otherwise. With
+--callbacks R and --providers ayopop, the bridge also serves callbacks, and
+instead of fresh requests the Ayopop simulator settles each parked request
+and calls the bridge back, R a second; each is timed from its callback to
+its event.
 
 Every round ends by itself: when all requests are resolved, when nothing
 resolves for --stall-timeout, or after --timeout. Progress goes to stderr,
@@ -128,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.parked, "parked", 0, "parked mode: park this many pending requests, then time fresh ones")
 	fs.DurationVar(&o.parkFor, "park-for", 10*time.Minute, "parked mode: BRIDGE_BACKOFF_INITIAL and _MAX, how long each parked request waits between checks")
 	fs.IntVar(&o.fresh, "fresh", 100, "parked mode: immediate-success requests timed once all are parked")
+	fs.IntVar(&o.callbackRate, "callbacks", 0, "parked mode, with --providers ayopop: instead of fresh requests, have the Ayopop simulator settle every parked request and call the bridge back, this many callbacks a second, and time each from its callback to its event")
 	fs.IntVar(&o.startupRuns, "startup-runs", 5, "throughput mode: how often to start bridge run with an embedded server and time it until /readyz answers (0: skip)")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of every worker round to this directory")
 	fs.BoolVar(&o.keepLogs, "keep", false, "keep the work directory (worker logs, NATS store) and print its path")
@@ -209,6 +215,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.parked > 0 && o.replicas > 1 {
 		errs = append(errs, errors.New("--parked runs one bridge: leave --replicas out"))
+	}
+	if o.callbackRate < 0 || o.callbackRate > 0 && (o.parked == 0 || !slices.Equal(o.mix, []string{"ayopop"})) {
+		errs = append(errs, errors.New("--callbacks needs --parked and --providers ayopop, the provider that calls back"))
 	}
 	steps, err := sim.ParseScript(o.script)
 	switch {

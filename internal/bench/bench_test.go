@@ -168,11 +168,20 @@ func TestBenchPendingScriptCallsPerSchedule(t *testing.T) {
 	match(t, out, `bridge provider calls per request: 4.00 \(schedule: 4\)`)
 }
 
+// TestBenchCallbacks: in parked mode with --callbacks, every parked Ayopop
+// request is settled by its callback's confirming check, one provider call
+// each.
+func TestBenchCallbacks(t *testing.T) {
+	out := runBench(t, "--parked", "100", "--providers", "ayopop", "--callbacks", "200", "--startup-runs", "0")
+	match(t, out, `parked requests \(script "pending\*100,success"\)\s+100, all checked once`)
+	match(t, out, `callbacks\s+100, 200 a second: callback to event p50 [0-9.]+m?s, p99 [0-9.]+m?s, max [0-9.]+m?s \(target p99 <= 1s\); 100 provider calls for them \(1.00 per callback\)`)
+}
+
 func TestBenchParked(t *testing.T) {
 	out := runBench(t, "--parked", "300", "--fresh", "5", "--startup-runs", "0")
 	match(t, out, `parked requests \(script "pending"\)\s+300, all checked once \(300 simulator calls\), 300 unacknowledged`)
 	match(t, out, `fresh success requests\s+5, one every 10ms: p50 [0-9.]+m?s`)
-	match(t, out, `bridge RSS after the fresh ones\s+[0-9.]+ MiB now`)
+	match(t, out, `bridge RSS at the end\s+[0-9.]+ MiB now`)
 	// The run keeps the daemon's default cap (fewer parked than it), and the
 	// report quotes it and the consumer's MaxAckPending it leads to.
 	def := config.Default()
@@ -266,6 +275,8 @@ func TestFlags(t *testing.T) {
 		{args: []string{"--mode", "capacity"}, modes: "bridge", cap: true},
 		{args: []string{"--env", "IAK_RATE_LIMIT=45"}, err: "want BRIDGE_NAME=VALUE"},
 		{args: []string{"--parked", "10", "--replicas", "2"}, err: "--parked runs one bridge"},
+		{args: []string{"--parked", "10", "--callbacks", "50"}, err: "--callbacks needs --parked and --providers ayopop"},
+		{args: []string{"--callbacks", "50", "--providers", "ayopop"}, err: "--callbacks needs --parked"},
 		{args: []string{"--outage-after", "1s"}, err: "needs --outage-for"},
 		{args: []string{"--mode", "capacity", "--real-providers"}, err: "leave --real-providers out"},
 	} {

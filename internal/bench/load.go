@@ -23,10 +23,11 @@ import (
 
 // request is one request the load generator publishes.
 type request struct {
-	provider string
-	id       string // request_id, also the request's Nats-Msg-Id
-	subject  string
-	body     []byte
+	provider  string
+	id        string // request_id, also the request's Nats-Msg-Id
+	reference string
+	subject   string
+	body      []byte
 }
 
 // makeRequests builds n requests whose references carry script; tag makes
@@ -41,9 +42,10 @@ func makeRequests(tag string, n int, mix []string, script string, sameRef bool) 
 			ref = fmt.Sprintf("%s#%s", script, tag)
 		}
 		reqs[i] = request{
-			provider: p,
-			id:       id,
-			subject:  topology.RequestSubject(p),
+			provider:  p,
+			id:        id,
+			reference: ref,
+			subject:   topology.RequestSubject(p),
 			body: fmt.Appendf(nil, `{"request_id":%q,"provider":%q,"reference":%q,"metadata":{"order_id":"%d","tenant":"bench"}}`,
 				id, p, ref, i),
 		}

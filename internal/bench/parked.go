@@ -2,10 +2,21 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/statusbridge/statusbridge/internal/publisher"
+	"github.com/statusbridge/statusbridge/internal/topology"
 )
 
 // defaultMaxPending is BRIDGE_MAX_PENDING's default.
@@ -59,6 +70,18 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 	if o.profileDir != "" {
 		extra[envProfile] = filepath.Join(o.profileDir, "parked")
 	}
+	script := "pending"
+	if o.callbackRate > 0 {
+		// Pending until a callback settles them (the simulator then
+		// answers the script's last step).
+		script = "pending*100,success"
+		addr, err := freeAddr()
+		if err != nil {
+			return r, err
+		}
+		extra["BRIDGE_CALLBACK_ADDR"] = addr
+		b.sim.Load().SetCallbackURL("http://" + addr + "/callbacks/ayopop")
+	}
 	w, err := b.startWorker(ctx, "bridge", "parked", b.bridgeEnv(extra))
 	if err != nil {
 		return r, err
@@ -76,7 +99,8 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 	// Publishing is paced by the checks: a flood of fsynced publishes
 	// would starve the deliveries of the same server, and the run would
 	// time the server's queue rather than the bridge.
-	park := newTracker(makeRequests("park", o.parked, o.mix, "pending", false), parkWindow)
+	r.script = script
+	park := newTracker(makeRequests("park", o.parked, o.mix, script, false), parkWindow)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pubErr := make(chan error, 1)
@@ -132,17 +156,24 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 	r.simCalls = b.simCalls()
 	r.rssParkedKiB, _, _ = procStatus(w.pid())
 
-	fresh := newTracker(makeRequests("fresh", o.fresh, o.mix, "success", false), 0)
-	sub, err := fresh.subscribe(b.nc)
-	if err != nil {
-		return r, err
+	if o.callbackRate > 0 {
+		if r.callbacks, r.callbackRetries, err = b.callBack(ctx, park.reqs, o.callbackRate); err != nil {
+			return r, err
+		}
+		r.callbackCalls = b.simCalls() - r.simCalls
+	} else {
+		fresh := newTracker(makeRequests("fresh", o.fresh, o.mix, "success", false), 0)
+		sub, err := fresh.subscribe(b.nc)
+		if err != nil {
+			return r, err
+		}
+		defer sub.Unsubscribe()
+		if err := b.drive(ctx, fresh, "fresh", 10*time.Millisecond, 0); err != nil {
+			return r, err
+		}
+		p := fresh.percentiles("", 0.50, 0.99, 1)
+		r.freshP50, r.freshP99, r.freshMax = p[0], p[1], p[2]
 	}
-	defer sub.Unsubscribe()
-	if err := b.drive(ctx, fresh, "fresh", 10*time.Millisecond, 0); err != nil {
-		return r, err
-	}
-	p := fresh.percentiles("", 0.50, 0.99, 1)
-	r.freshP50, r.freshP99, r.freshMax = p[0], p[1], p[2]
 	if r.rssKiB, r.hwmKiB, err = procStatus(w.pid()); err != nil {
 		return r, err
 	}
@@ -163,4 +194,93 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 		return r, err
 	}
 	return r, nil
+}
+
+// callBack has the Ayopop simulator settle each parked request and call
+// the bridge back, rate callbacks a second. It returns each request's time
+// from its callback's first send to its event's arrival, sorted, and how
+// many callbacks were sent again after a 503.
+func (b *bench) callBack(ctx context.Context, reqs []request, rate int) (lags []time.Duration, resent int, err error) {
+	var mu sync.Mutex
+	sent := make(map[string]time.Time, len(reqs))
+	done := make(chan struct{})
+	sub, err := b.nc.Subscribe(topology.ResolvedPrefix+"ayopop.>", func(m *nats.Msg) {
+		var ev publisher.Event
+		if json.Unmarshal(m.Data, &ev) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if at, ok := sent[ev.Data.Reference]; ok {
+			delete(sent, ev.Data.Reference)
+			lags = append(lags, time.Since(at))
+			if len(lags) == len(reqs) {
+				close(done)
+			}
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sub.Unsubscribe()
+	if err := b.nc.Flush(); err != nil {
+		return nil, 0, err
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	failed := make(chan error, 1)
+	var retried atomic.Int64
+	for _, req := range reqs {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		mu.Lock()
+		sent[req.reference] = time.Now()
+		mu.Unlock()
+		go func() {
+			// A busy bridge answers 503, and Ayopop sends the callback
+			// again: so does the bench, and the lag counts from the first.
+			for try := 0; ; try++ {
+				status, err := b.sim.Load().AyopopCallback(ctx, req.reference, false)
+				if err == nil && status == http.StatusOK {
+					return
+				}
+				if err != nil || status != http.StatusServiceUnavailable || try == 100 {
+					select {
+					case failed <- fmt.Errorf("callback for %s: HTTP %d, %v", req.reference, status, err):
+					default:
+					}
+					return
+				}
+				retried.Add(1)
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	select {
+	case <-done:
+	case err := <-failed:
+		return nil, 0, err
+	case <-time.After(b.o.stallTimeout):
+		mu.Lock()
+		defer mu.Unlock()
+		return nil, 0, fmt.Errorf("%d of %d callbacks had no event after %v", len(reqs)-len(lags), len(reqs), b.o.stallTimeout)
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	slices.Sort(lags)
+	return lags, int(retried.Load()), nil
+}
+
+// freeAddr is a loopback address with a port free now, for a listener a
+// child process opens.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

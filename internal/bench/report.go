@@ -209,6 +209,7 @@ func calls(v float64) string {
 // parkedResult is what --parked measures.
 type parkedResult struct {
 	parked           int
+	script           string
 	maxPending       int
 	parkTime         time.Duration
 	simCalls         int
@@ -222,21 +223,33 @@ type parkedResult struct {
 	cpu              time.Duration
 	mallocsPerParked float64
 	logProblems      int
+	callbacks        []time.Duration // with --callbacks: callback to event, sorted
+	callbackCalls    int             // simulator calls after all were parked
+	callbackRetries  int             // callbacks sent again after a 503 (bridge busy)
 }
 
 func (r parkedResult) print(w io.Writer, b *bench) {
 	o := b.o
-	fmt.Fprintf(w, "bridge bench --parked %d\n", r.parked)
+	if o.callbackRate > 0 {
+		fmt.Fprintf(w, "bridge bench --parked %d --callbacks %d\n", r.parked, o.callbackRate)
+	} else {
+		fmt.Fprintf(w, "bridge bench --parked %d\n", r.parked)
+	}
 	fmt.Fprintf(w, "NATS: %s\n", b.natsDescription())
 	fmt.Fprintf(w, "bridge: daemon defaults (BRIDGE_MAX_PENDING=%d, consumer MaxAckPending %d, BRIDGE_CONCURRENCY=%d) except BRIDGE_BACKOFF_INITIAL=BRIDGE_BACKOFF_MAX=%v, BRIDGE_LOG_LEVEL=%s\n",
 		r.maxPending, r.maxAckPending, o.concurrency, o.parkFor, o.logLevel)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "parked requests (script \"pending\")\t%d, all checked once (%d simulator calls), %d unacknowledged in the consumer\n", r.parked, r.simCalls, r.ackPending)
+	fmt.Fprintf(tw, "parked requests (script %q)\t%d, all checked once (%d simulator calls), %d unacknowledged in the consumer\n", r.script, r.parked, r.simCalls, r.ackPending)
 	fmt.Fprintf(tw, "time to park them all\t%s (%.0f req/s, publishing included)\n", ms(r.parkTime), float64(r.parked)/r.parkTime.Seconds())
-	fmt.Fprintf(tw, "fresh success requests\t%d, one every 10ms: p50 %s, p99 %s, max %s (target p99 < 1s)\n", o.fresh, ms(r.freshP50), ms(r.freshP99), ms(r.freshMax))
+	if n := len(r.callbacks); n > 0 {
+		fmt.Fprintf(tw, "callbacks\t%d, %d a second: callback to event p50 %s, p99 %s, max %s (target p99 <= 1s); %d provider calls for them (%.2f per callback); %d sent again after a 503\n",
+			n, o.callbackRate, ms(r.callbacks[n/2]), ms(r.callbacks[n*99/100]), ms(r.callbacks[n-1]), r.callbackCalls, float64(r.callbackCalls)/float64(n), r.callbackRetries)
+	} else {
+		fmt.Fprintf(tw, "fresh success requests\t%d, one every 10ms: p50 %s, p99 %s, max %s (target p99 < 1s)\n", o.fresh, ms(r.freshP50), ms(r.freshP99), ms(r.freshMax))
+	}
 	fmt.Fprintf(tw, "bridge RSS with all parked\t%.1f MiB\n", float64(r.rssParkedKiB)/1024)
-	fmt.Fprintf(tw, "bridge RSS after the fresh ones\t%.1f MiB now (VmRSS), %.1f MiB peak (VmHWM) (target <= 150 MB)\n", float64(r.rssKiB)/1024, float64(r.hwmKiB)/1024)
+	fmt.Fprintf(tw, "bridge RSS at the end\t%.1f MiB now (VmRSS), %.1f MiB peak (VmHWM) (target <= 150 MB)\n", float64(r.rssKiB)/1024, float64(r.hwmKiB)/1024)
 	fmt.Fprintf(tw, "bridge CPU, ready to exit\t%.1f s (%.1f µs per parked request), %.0f allocations per parked request\n",
 		r.cpu.Seconds(), us(r.cpu)/float64(r.parked), r.mallocsPerParked)
 	fmt.Fprintf(tw, "bridge log\t%d WARN/ERROR lines\n", r.logProblems)
