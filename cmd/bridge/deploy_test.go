@@ -40,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/statusbridge/statusbridge/internal/callback"
 	"github.com/statusbridge/statusbridge/internal/capacity"
 	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon"
@@ -1570,6 +1571,7 @@ func metricCatalogue(t *testing.T) map[string]metricInfo {
 	t.Helper()
 	m := metrics.New("test")
 	capm := capacity.NewMetrics(m.Registry, []string{"x"})
+	callback.NewMetrics(m.Registry) // at 0 for every outcome
 	nc, err := nats.Connect(daemontest.StartNATS(t).ClientURL())
 	if err != nil {
 		t.Fatal(err)
