@@ -182,9 +182,13 @@ func TestHostileInput(t *testing.T) {
 	// Subject tokens: the subject's provider token is echoed only when it
 	// is a plain name, otherwise the event names provider "unknown". (The
 	// literal token ">" has its own test, TestRequestOnLiteralWildcardToken.)
+	// A token with DEL (0x7f) is left out: nats-server's subject index
+	// never holds a subject with that byte (stree's noPivot), so JetStream
+	// stores such a request but a filtered consumer may never deliver it
+	// (seen once in about twenty runs); docs/contract.md says so.
 	tokens := []struct{ token, provider string }{
 		{"IAK", "IAK"}, {"paypal", "paypal"}, {"unknown", "unknown"}, {"iak-", "iak-"}, {strings.Repeat("p", 32), strings.Repeat("p", 32)},
-		{"*", "unknown"}, {"ünï", "unknown"}, {"a\x01b", "unknown"}, {"a\x7fb", "unknown"}, {"%2F", "unknown"},
+		{"*", "unknown"}, {"ünï", "unknown"}, {"a\x01b", "unknown"}, {"%2F", "unknown"},
 		{"$JS", "unknown"}, {strings.Repeat("p", 33), "unknown"},
 	}
 	for i, tc := range tokens {
@@ -204,6 +208,24 @@ func TestHostileInput(t *testing.T) {
 	// bound is for a loaded CI machine running other packages' tests
 	// beside this one (one run took over 30 s), not a speed target.
 	start := time.Now()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ci := w.ConsumerInfo()
+		t.Logf("consumer: delivered %+v, ack floor %+v, pending %d, ack pending %d, redelivered %d, waiting %d",
+			ci.Delivered, ci.AckFloor, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+		t.Logf("inflight %v, metrics deliveries %v", b.Metric(t, "statusbridge_inflight"), b.Metric(t, `statusbridge_deliveries_total{provider="unknown"}`))
+		have := map[string]bool{}
+		for _, e := range w.Events() {
+			have[e.Event.ID] = true
+		}
+		for id, x := range want {
+			if !have[id] {
+				t.Logf("no event for %s %q (event id %s)", x.provider, x.reference, id)
+			}
+		}
+	})
 	daemontest.WaitFor(t, 90*time.Second, "an event for every request", func() bool {
 		return w.StreamInfo(topology.DefaultEventsStream).State.Msgs >= uint64(len(want))
 	})
