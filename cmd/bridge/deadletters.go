@@ -41,7 +41,7 @@ func runDeadletters(ctx context.Context, args []string, stdout, stderr io.Writer
 		fs.Usage()
 		return &exitError{code: exitUsage, err: errors.New("want list, or show <sequence>")}
 	}
-	nc, err := connectClient(*natsURL, "statusbridge deadletters", stderr)
+	nc, _, err := connectClient(*natsURL, "statusbridge deadletters", stderr)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	json "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 
+	"github.com/statusbridge/statusbridge/internal/config"
 	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/service"
 	"github.com/statusbridge/statusbridge/internal/subscriber"
@@ -41,7 +42,7 @@ func callService(ctx context.Context, name, subject string, args []string, stdou
 		fs.Usage()
 		return &exitError{code: exitUsage, err: errors.New("want one request_id")}
 	}
-	nc, err := connectClient(*natsURL, "statusbridge "+name, stderr)
+	nc, _, err := connectClient(*natsURL, "statusbridge "+name, stderr)
 	if err != nil {
 		return err
 	}
@@ -75,13 +76,13 @@ func natsURLFlag(fs *flag.FlagSet) *string {
 	return fs.String("nats-url", "", "NATS URL (default: BRIDGE_NATS_URL, else nats://127.0.0.1:4222, where the embedded server listens)")
 }
 
-// connectClient connects a command to NATS as `bridge request` does: the
+// connectClient connects a command to NATS and returns its configuration: the
 // URL of --nats-url, BRIDGE_NATS_URL or the default, with the BRIDGE_NATS_*
 // credentials.
-func connectClient(natsURL, name string, stderr io.Writer) (*nats.Conn, error) {
+func connectClient(natsURL, name string, stderr io.Writer) (*nats.Conn, config.Config, error) {
 	cfg, warnings, err := loadConfig(stderr)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "bridge: warning: %s\n", w)
@@ -89,11 +90,11 @@ func connectClient(natsURL, name string, stderr io.Writer) (*nats.Conn, error) {
 	url := firstNonEmpty(natsURL, cfg.NatsURL, nats.DefaultURL)
 	auth, err := daemon.NATSAuth(cfg)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
 	nc, err := nats.Connect(url, append(auth, nats.Name(name))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return nil, cfg, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
-	return nc, nil
+	return nc, cfg, nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/statusbridge/statusbridge/internal/config"
-	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
@@ -90,21 +89,9 @@ func runRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	cfg, warnings, err := loadConfig(stderr)
+	nc, cfg, err := connectClient(*natsURL, "statusbridge request", stderr)
 	if err != nil {
 		return err
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "bridge: warning: %s\n", w)
-	}
-	url := firstNonEmpty(*natsURL, cfg.NatsURL, nats.DefaultURL)
-	auth, err := daemon.NATSAuth(cfg)
-	if err != nil {
-		return err
-	}
-	nc, err := nats.Connect(url, append(auth, nats.Name("statusbridge request"))...)
-	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

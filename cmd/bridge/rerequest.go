@@ -37,7 +37,7 @@ func runRerequest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return &exitError{code: exitUsage, err: errors.New("--status and a positive --since are required, and nothing else")}
 	}
-	nc, err := connectClient(*natsURL, "statusbridge rerequest", stderr)
+	nc, _, err := connectClient(*natsURL, "statusbridge rerequest", stderr)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/statusbridge/statusbridge/internal/daemon"
 	"github.com/statusbridge/statusbridge/internal/publisher"
 	"github.com/statusbridge/statusbridge/internal/topology"
 )
@@ -49,21 +48,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: exitUsage, err: errors.New("--signer and one of --seq or --follow are required")}
 	}
 
-	cfg, warnings, err := loadConfig(stderr)
+	nc, cfg, err := connectClient(*natsURL, "statusbridge verify", stderr)
 	if err != nil {
 		return err
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "bridge: warning: %s\n", w)
-	}
-	url := firstNonEmpty(*natsURL, cfg.NatsURL, nats.DefaultURL)
-	auth, err := daemon.NATSAuth(cfg)
-	if err != nil {
-		return err
-	}
-	nc, err := nats.Connect(url, append(auth, nats.Name("statusbridge verify"))...)
-	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -75,7 +74,7 @@ func (b *bench) parkedRun(ctx context.Context) (parkedResult, error) {
 		// Pending until a callback settles them (the simulator then
 		// answers the script's last step).
 		script = "pending*100,success"
-		addr, err := freeAddr()
+		addr, err := freePort()
 		if err != nil {
 			return r, err
 		}
@@ -272,15 +271,4 @@ func (b *bench) callBack(ctx context.Context, reqs []request, rate int) (lags []
 	}
 	slices.Sort(lags)
 	return lags, int(retried.Load()), nil
-}
-
-// freeAddr is a loopback address with a port free now, for a listener a
-// child process opens.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

@@ -39,14 +39,7 @@ func (s *Server) AyopopCallback(ctx context.Context, reference string, forge boo
 	if !forge {
 		s.mu.Lock()
 		st := s.state(Ayopop, reference)
-		steps := st.steps
-		if steps == nil {
-			if parsed, err := ParseScript(reference); err == nil {
-				steps = parsed
-			} else {
-				steps = s.defaultScript
-			}
-		}
+		steps := s.script(st, reference)
 		final = steps[len(steps)-1]
 		st.steps, st.calls = []Outcome{final}, 0
 		s.mu.Unlock()

@@ -250,20 +250,25 @@ func (s *Server) state(provider, reference string) *refState {
 	return st
 }
 
+// script is the reference's script: set by Script, else parsed from the
+// reference, else the default. Call it with s.mu held.
+func (s *Server) script(st *refState, reference string) []Outcome {
+	if st.steps != nil {
+		return st.steps
+	}
+	if parsed, err := ParseScript(reference); err == nil {
+		return parsed
+	}
+	return s.defaultScript
+}
+
 // next consumes the next scripted outcome of an authenticated check that
 // arrived at at.
 func (s *Server) next(provider, reference string, at time.Time) Outcome {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state(provider, reference)
-	steps := st.steps
-	if steps == nil {
-		if parsed, err := ParseScript(reference); err == nil {
-			steps = parsed
-		} else {
-			steps = s.defaultScript
-		}
-	}
+	steps := s.script(st, reference)
 	i := min(st.calls, len(steps)-1)
 	st.calls++
 	st.times = append(st.times, at)
